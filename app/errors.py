@@ -1,0 +1,144 @@
+"""The connector's errors.
+
+    ConnectorError                      root; `retryable` says whether trying again can help
+    ├── RequestError                    a caller sent something we cannot take (never retried)
+    │   ├── SignatureInvalid            missing or wrong X-Signature on an OMS call
+    │   ├── PayloadTooLarge             body over OMS_MAX_BODY_BYTES
+    │   ├── ParseError                  body empty or not JSON            (JSON-RPC -32700)
+    │   ├── InvalidRequest              not a JSON-RPC request object     (JSON-RPC -32600)
+    │   └── MethodNotFound              a method we do not know           (JSON-RPC -32601)
+    ├── IntegrationDisabled             an operator disabled the integration (retryable: try later)
+    ├── StorageUnavailable              PostgreSQL cannot be reached right now (retryable)
+    ├── HandlerError                    a topic handler failed
+    │   ├── PermanentHandlerError       the message itself is wrong: fail it, move the lane on
+    │   └── TransientHandlerError       something around it is wrong: retry, keep the lane blocked
+    ├── PeerError                       a call to the OMS (or another peer) did not succeed
+    │   ├── PeerUnavailable             timeout, connection error, 5xx, 429 (retryable; may carry Retry-After)
+    │   └── PeerRejected                4xx or a JSON-RPC error: the peer said no (not retryable)
+    ├── OperatorActionRefused           e.g. retrying a message that succeeded
+    ├── NotConfigured                   the action needs a setting that is not set
+    └── NotFound                        no such message
+
+Library errors (asyncpg, httpx, authlib) are translated at the boundary with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Something went wrong in the connector."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or self.__class__.__name__).strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class RequestError(ConnectorError):
+    """The request cannot be accepted."""
+
+    http_status = 400
+    jsonrpc_code = -32600
+
+
+class SignatureInvalid(RequestError):
+    """The X-Signature header is missing or does not match the body."""
+
+    http_status = 401
+    jsonrpc_code = -32001
+
+
+class PayloadTooLarge(RequestError):
+    """The request body is larger than OMS_MAX_BODY_BYTES."""
+
+    http_status = 413
+    jsonrpc_code = -32600
+
+
+class ParseError(RequestError):
+    """The body is empty or not valid JSON."""
+
+    jsonrpc_code = -32700
+
+
+class InvalidRequest(RequestError):
+    """The body is not a JSON-RPC request object with a method and params."""
+
+    jsonrpc_code = -32600
+
+
+class MethodNotFound(RequestError):
+    """The method is not one this connector handles."""
+
+    http_status = 404  # as JSON-RPC over HTTP conventions (and the PHP peer) answer an unknown method
+    jsonrpc_code = -32601
+
+
+class IntegrationDisabled(ConnectorError):
+    """The integration is disabled by an operator; nothing is accepted or sent until it is enabled."""
+
+    retryable = True
+    http_status = 503
+    jsonrpc_code = -32002
+
+
+class StorageUnavailable(ConnectorError):
+    """The database cannot be reached right now; nothing was stored."""
+
+    retryable = True
+    http_status = 503
+    jsonrpc_code = -32003
+
+
+class HandlerError(ConnectorError):
+    """A topic handler could not process a message."""
+
+
+class PermanentHandlerError(HandlerError):
+    """The message cannot ever be processed as it is (bad field, unknown reference)."""
+
+
+class TransientHandlerError(HandlerError):
+    """The message could not be processed now; trying again later may work."""
+
+    retryable = True
+
+
+class PeerError(ConnectorError):
+    """A call to a peer did not succeed."""
+
+
+class PeerUnavailable(PeerError):
+    """The peer did not answer usefully (timeout, connection error, 5xx, 429); try again later."""
+
+    retryable = True
+
+    def __init__(self, message: str | None = None, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PeerRejected(PeerError):
+    """The peer refused the call (4xx or a JSON-RPC error); sending it again will not help."""
+
+
+class OperatorActionRefused(ConnectorError):
+    """The operator action is not allowed for this message in its current state."""
+
+    http_status = 409
+
+
+class NotConfigured(ConnectorError):
+    """A setting this action needs is not configured."""
+
+    http_status = 409
+
+
+class NotFound(ConnectorError):
+    """No such object."""
+
+    http_status = 404

@@ -1,0 +1,138 @@
+"""Tables. One `message` table is inbox, outbox and journal at once (ARCHITECTURE §3)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# The partial unique index that makes a message id idempotent; referred to when translating conflicts.
+MESSAGE_EXTERNAL_ID_INDEX = "uq_message_direction_channel_external_id"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Direction(enum.StrEnum):
+    IN = "in"  # the OMS (or the store) called us: inbox
+    OUT = "out"  # we call a peer: outbox
+
+
+class Status(enum.StrEnum):
+    """Where a message is in its life.
+
+    Transitions (inbound):  queued → succeeded | retrying → … | failed;  retrying → succeeded | failed
+    Transitions (outbound): queued → processing → succeeded | retrying | failed | dead;
+                            retrying → processing;  processing (lease expired) → processing (reclaimed)
+    Operators:              failed | dead | retrying → queued (retry);  queued | retrying | failed | dead → discarded
+    Rejected messages were never accepted (bad signature, malformed, unknown method) and are kept for the journal.
+    """
+
+    QUEUED = "queued"  # stored, waiting for a worker
+    PROCESSING = "processing"  # outbound only: leased by a sender, a call may be in flight
+    RETRYING = "retrying"  # a transient failure; next attempt at next_attempt_at (blocks its lane)
+    SUCCEEDED = "succeeded"  # done
+    FAILED = "failed"  # permanent failure (bad payload, peer refused); its lane moved on
+    DEAD = "dead"  # outbound: still failing when the retry window closed
+    REJECTED = "rejected"  # never accepted: bad signature, malformed, unknown method
+    DISCARDED = "discarded"  # dropped by an operator
+
+
+# Statuses a lane still has to work through; their oldest message is the lane's head.
+PENDING_STATUSES = (Status.QUEUED, Status.PROCESSING, Status.RETRYING)
+
+_status_enum = Enum(Status, name="message_status", values_callable=lambda e: [m.value for m in e])
+_direction_enum = Enum(Direction, name="message_direction", values_callable=lambda e: [m.value for m in e])
+
+
+class Message(Base):
+    __tablename__ = "message"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)  # arrival order
+    direction: Mapped[Direction] = mapped_column(_direction_enum)
+    channel: Mapped[str] = mapped_column(String(32))  # the peer: "oms" or "commerce"
+    topic: Mapped[str] = mapped_column(String(200))  # the JSON-RPC method
+    external_id: Mapped[str] = mapped_column(String(200))  # the JSON-RPC id: idempotency key (in), stable id (out)
+    lane: Mapped[str] = mapped_column(String(200))  # ordering key; usually the topic
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)  # the JSON-RPC params
+    headers: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))  # secrets removed
+    refs: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))  # order ids, SKUs
+    status: Mapped[Status] = mapped_column(_status_enum)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # handler summary or the peer's result
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # outbound claim
+    first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # starts the retry window
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        # Idempotency: one accepted message per id and peer. Rejected ones don't count, so a forged or
+        # malformed call can never block the genuine message that carries the same id.
+        Index(
+            MESSAGE_EXTERNAL_ID_INDEX,
+            "direction",
+            "channel",
+            "external_id",
+            unique=True,
+            postgresql_where=text("status <> 'rejected'"),
+        ),
+        # Workers: find each lane's head (loose index scan over pending messages only).
+        Index(
+            "ix_message_pending_lane",
+            "direction",
+            "lane",
+            "id",
+            postgresql_where=text("status IN ('queued', 'processing', 'retrying')"),
+        ),
+        # Journal: newest first, optionally by topic or status.
+        Index("ix_message_topic_id", "topic", "id"),
+        Index("ix_message_status_id", "status", "id"),
+        Index("ix_message_created_at", "created_at"),
+        Index("ix_message_external_id", "external_id"),
+        Index("ix_message_refs", "refs", postgresql_using="gin"),
+    )
+
+
+class IntegrationState(Base):
+    """One row (id = 1): the integration switch and what was registered with the OMS."""
+
+    __tablename__ = "integration_state"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    registered_url: Mapped[str | None] = mapped_column(Text)
+    registered_version: Mapped[str | None] = mapped_column(String(64))
+    registered_application_id: Mapped[str | None] = mapped_column(String(64))
+    registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    register_error: Mapped[str | None] = mapped_column(Text)
+    register_attempted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,21 @@
+"""The MCOM methods this connector knows (protocol §3.0)."""
+
+from __future__ import annotations
+
+REGISTER = "magento.service_bus.remote.register"
+UNREGISTER = "magento.service_bus.remote.unregister"
+
+# Calls the OMS makes to us. A known method is stored even while no handler for it is installed: it waits in
+# its lane (visible in /integration and /journal) and is processed once a release adds the handler.
+OMS_TO_CONNECTOR = frozenset(
+    {
+        "magento.sales.order_management.created",
+        "magento.sales.order_management.updated",
+        "magento.logistics.fulfillment_management.customer_shipment_done",
+        "magento.inventory.aggregate_stock_management.updated",
+        "magento.postsales.return_management.updated",
+        "magento.postsales.refund_management.updated",
+        "magento.logistics.carrier_management.request_shipping_details",
+        "magento.logistics.warehouse_management.request_shipment",
+    }
+)

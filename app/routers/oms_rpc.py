@@ -1,0 +1,77 @@
+"""POST /oms/rpc — the one URL the OMS calls (registered as the callback URL)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.deps import RuntimeDep
+from app.errors import ConnectorError, IntegrationDisabled, PayloadTooLarge, SignatureInvalid
+from app.protocol import signature
+from app.protocol.jsonrpc import best_effort_id, error_response, parse_request, result_response
+
+router = APIRouter(tags=["OMS webhook"])
+log = logging.getLogger(__name__)
+
+ACCEPTED = {"status": "accepted"}
+
+_RPC_RESPONSES = {
+    200: {"description": 'Stored in the inbox (or received before): `{"jsonrpc":"2.0","id":…,"result":{…}}`'},
+    400: {"description": "Empty or malformed body: JSON-RPC error -32700 / -32600"},
+    401: {"description": "Missing or wrong X-Signature: JSON-RPC error -32001 (journaled as rejected)"},
+    404: {"description": "Unknown method: JSON-RPC error -32601 (journaled as rejected)"},
+    413: {"description": "Body larger than OMS_MAX_BODY_BYTES"},
+    503: {"description": "Integration disabled or database unreachable: nothing stored, send again later"},
+}
+
+
+@router.post("/oms/rpc", responses=_RPC_RESPONSES, summary="Receive a signed JSON-RPC call from the OMS")
+async def receive_oms_call(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    """Verify the signature of the raw body, store the call in the inbox, answer after the commit.
+
+    Signature: `X-Signature: sha1=<hex>` (or `sha256=<hex>`), an HMAC of the exact body with OMS_SECRET or
+    OMS_SECRET_PREVIOUS. A re-delivered id is answered the same way and not stored again; a call without an id
+    is keyed by a hash of its body.
+    """
+    settings = runtime.settings
+    body = b""
+    try:
+        body = await _read_body(request, settings.oms_max_body_bytes)
+        if settings.oms_signature == "required":
+            try:
+                signature.verify(body, request.headers.get(signature.SIGNATURE_HEADER), settings.signing_secrets)
+            except SignatureInvalid as exc:
+                await runtime.inbox.reject(body, request.headers, exc)
+                raise
+        if not await runtime.switch.is_enabled():
+            raise IntegrationDisabled()
+        rpc = parse_request(body)
+        await runtime.inbox.accept(rpc, body, request.headers)
+    except ConnectorError as exc:
+        return _error(exc, body, runtime, request)
+    return JSONResponse(result_response(rpc.id, ACCEPTED))
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(exc: ConnectorError, body: bytes, runtime: RuntimeDep, request: Request) -> JSONResponse:
+    status = getattr(exc, "http_status", 500)
+    code = getattr(exc, "jsonrpc_code", -32603)
+    request_id = best_effort_id(body) if body and not isinstance(exc, PayloadTooLarge) else None
+    headers = {"Retry-After": "30"} if exc.retryable else None
+    log.info("OMS call refused: %s", exc.message, extra={"action": "rpc_refused", "status": status})
+    return JSONResponse(error_response(request_id, code, exc.message), status_code=status, headers=headers)

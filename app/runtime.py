@@ -1,0 +1,107 @@
+"""The parts of a running connector, built once from the settings and shared by HTTP, workers and CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+
+from app.clients.oms import OmsClient
+from app.clock import Clock, SystemClock
+from app.db import Database, DatabaseUrl, head_revision, migrate, resolve_database_url
+from app.services.inbox import InboxWriter, OmsInbox
+from app.services.integration import IntegrationSwitch, Registrar
+from app.services.journal import Journal
+from app.settings import Settings
+from app.workers.bus import Bus, Sender
+from app.workers.oms_sender import OmsSender
+from app.workers.registry import HandlerRegistry, build_registry
+from app.workers.runner import WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Clock
+    registry: HandlerRegistry
+    bus: Bus
+    writer: InboxWriter
+    inbox: OmsInbox
+    switch: IntegrationSwitch
+    registrar: Registrar
+    journal: Journal
+    client: OmsClient | None
+    head_revision: str | None
+    workers: WorkerPool | None = None
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        url: DatabaseUrl | None = None,
+        clock: Clock | None = None,
+        registry: HandlerRegistry | None = None,
+        oms_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> Runtime:
+        url = url or resolve_database_url(
+            settings.database_url.get_secret_value() if settings.database_url else None, settings.data_dir
+        )
+        clock = clock or SystemClock()
+        db = Database(url)
+        registry = registry or build_registry(settings)
+        client = OmsClient.from_settings(settings, oms_transport) if settings.oms_configured else None
+        switch = IntegrationSwitch(db, clock)
+        senders: dict[str, Sender] = {}
+        if client is not None:
+            senders["oms"] = OmsSender(client, mode=settings.oms_send_mode, batch_size=settings.oms_rpc_batch_size)
+        bus = Bus(
+            db=db, registry=registry, settings=settings, clock=clock, senders=senders, is_enabled=switch.is_enabled
+        )
+        writer = InboxWriter(db, clock)
+        return cls(
+            settings=settings,
+            db=db,
+            clock=clock,
+            registry=registry,
+            bus=bus,
+            writer=writer,
+            inbox=OmsInbox(writer),
+            switch=switch,
+            registrar=Registrar(db, settings, clock, client),
+            journal=Journal(db, clock),
+            client=client,
+            head_revision=head_revision(url),
+        )
+
+    async def migrate(self) -> None:
+        await asyncio.to_thread(migrate, self.db.url)
+
+    async def start(self, *, workers: bool, register: bool) -> None:
+        if self.settings.run_migrations:
+            await self.migrate()
+        await self.writer.start()
+        if workers:
+            self.workers = WorkerPool(
+                self.bus, self.db, inbound=self.settings.inbound_workers, outbound=self.settings.outbound_workers
+            )
+            await self.workers.start()
+        if register and self.client is not None and self.settings.callback_url:
+            self.background.append(asyncio.create_task(self.registrar.keep_registered(), name="oms-register"))
+
+    async def stop(self) -> None:
+        for task in self.background:
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
+        if self.workers is not None:
+            await self.workers.stop()
+        await self.writer.stop()
+        if self.client is not None:
+            await self.client.aclose()
+        await self.db.dispose()

@@ -1,0 +1,136 @@
+"""All configuration, read once from the environment (and an optional `.env`).
+
+The environment variable names are the operator contract (README, "Configuration"). Settings are built by the
+app factory or the CLI and passed down; nothing imports a global settings object.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GENERATED_TOKEN_BYTES = 32
+
+
+class ConfigurationError(Exception):
+    """The configuration is invalid; the message names the environment variable(s) at fault."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the connector. Field names are the environment variable names, lower-cased."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- runtime -------------------------------------------------------------------------------------------
+    app_env: Literal["production", "development"] = "production"
+    database_url: SecretStr | None = None
+    data_dir: Path = Path(".data")  # the embedded PostgreSQL keeps its files under <data_dir>/postgres
+    run_migrations: bool = True  # apply Alembic migrations at start-up
+    run_workers: bool = True  # start the bus workers inside `serve`
+    inbound_workers: int = Field(default=4, ge=1, le=256)
+    outbound_workers: int = Field(default=16, ge=1, le=1024)
+    handler_plugins: list[str] = []  # "module:function" callables that add handlers to the registry
+    log_level: str = "INFO"
+
+    # --- the OMS (the seed's serviceBus block) ------------------------------------------------------------
+    oms_url: AnyHttpUrl | None = None
+    oms_oauth_server_url: AnyHttpUrl | None = None
+    oms_oauth_client_id: str = ""
+    oms_oauth_client_secret: SecretStr = SecretStr("")
+    oms_application_id: str = Field(default="mdc", min_length=1, max_length=64)
+    oms_application_base_url: AnyHttpUrl | None = None
+    oms_secret: SecretStr = SecretStr("")
+    oms_secret_previous: SecretStr = SecretStr("")
+    oms_labels: dict[str, Any] = {}
+    oms_signature: Literal["required", "off"] = "required"
+    oms_retry_window_hours: float = Field(default=48.0, gt=0)
+    oms_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    oms_http_transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    oms_http_timeout_s: float = Field(default=30.0, gt=0)
+    oms_send_mode: Literal["single", "rpc-batch"] = "single"
+    oms_rpc_batch_size: int = Field(default=100, ge=1, le=5000)
+    oms_register_at_startup: bool = True
+
+    # --- who may call us ----------------------------------------------------------------------------------
+    operator_token: SecretStr | None = None
+    commerce_token: SecretStr | None = None
+
+    @field_validator("oms_oauth_server_url", "oms_url", "oms_application_base_url", "database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("operator_token", "commerce_token", mode="before")
+    @classmethod
+    def _blank_token_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("operator_token", "commerce_token")
+    @classmethod
+    def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.oms_oauth_server_url and not self.oms_oauth_client_id:
+            raise ValueError("OMS_OAUTH_CLIENT_ID is required when OMS_OAUTH_SERVER_URL is set")
+        if self.oms_signature == "required" and self.oms_url and not self.oms_secret.get_secret_value():
+            raise ValueError("OMS_SECRET is required when OMS_URL is set and OMS_SIGNATURE=required")
+        return self
+
+    # --- derived --------------------------------------------------------------------------------------------
+    @property
+    def oms_configured(self) -> bool:
+        return self.oms_url is not None
+
+    @property
+    def callback_url(self) -> str | None:
+        if self.oms_application_base_url is None:
+            return None
+        return str(self.oms_application_base_url).rstrip("/") + "/oms/rpc"
+
+    @property
+    def signing_secrets(self) -> list[bytes]:
+        """The secrets a signature may be made with: current first, then the one being rotated out."""
+        keys = [self.oms_secret.get_secret_value(), self.oms_secret_previous.get_secret_value()]
+        return [key.encode() for key in keys if key]
+
+    @property
+    def retry_window_s(self) -> float:
+        return self.oms_retry_window_hours * 3600.0
+
+
+def load_settings(**overrides: Any) -> tuple[Settings, list[str]]:
+    """Build the settings; generate the access tokens that were not configured.
+
+    Returns the settings and the names of the tokens that were generated (so start-up can print them once).
+    Raises ConfigurationError naming each bad variable.
+    """
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from exc
+    generated: list[str] = []
+    updates: dict[str, SecretStr] = {}
+    for name in ("operator_token", "commerce_token"):
+        if getattr(settings, name) is None:
+            updates[name] = SecretStr(secrets.token_urlsafe(GENERATED_TOKEN_BYTES))
+            generated.append(name.upper())
+    if updates:
+        settings = settings.model_copy(update=updates)
+    return settings, generated
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ()) if not str(part).isdigit()]
+        name = loc[0].upper() if loc else "(settings)"
+        lines.append(f"  {name}: {error.get('msg', 'invalid value')}")
+    return "\n".join(lines)

@@ -1,0 +1,288 @@
+"""The bus engine: claim a lane's head, run it, record the outcome. One engine for inbox and outbox.
+
+Inbound: claim, handler effects and status change happen in one transaction (a savepoint isolates the handler,
+so a failure's status is recorded under the same row lock). A crash anywhere rolls it all back.
+Outbound: a sender cannot hold a transaction over an HTTP call, so it leases the message (committed), calls the
+peer with the message's stable JSON-RPC id, then records the result if it still holds the lease. A crash between
+send and record leaves an expired lease: the message is sent again with the same id.
+
+Error policy (README, "Failures"):
+  inbound  PermanentHandlerError / pydantic ValidationError ⇒ failed, the lane moves on;
+           anything else ⇒ retrying with backoff, the lane waits (order matters) until it succeeds or an operator
+           retries / discards it.
+  outbound PeerRejected ⇒ failed; PeerUnavailable ⇒ retrying (Retry-After honoured) until the retry window
+           closes ⇒ dead.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import pydantic
+
+from app.clock import Clock
+from app.db import Database
+from app.errors import PeerError, PeerRejected, PeerUnavailable, PermanentHandlerError
+from app.models import Direction, Status
+from app.settings import Settings
+from app.workers import queries
+from app.workers.outbox import Outbox
+from app.workers.registry import HandlerContext, HandlerRegistry, InboundMessage
+from app.workers.retry import Outcome, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+INBOUND_MAX_DELAY_S = 300.0  # a blocked inbound lane is retried at least every 5 minutes
+OUTBOUND_MAX_DELAY_S = 900.0
+MIN_LEASE_S = 60.0
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    id: int
+    topic: str
+    external_id: str
+    lane: str
+    channel: str
+    payload: dict[str, Any]
+    attempts: int  # including the current one
+    first_attempt_at: datetime
+    lease_until: datetime
+
+
+class Sender(Protocol):
+    """Delivers outbound messages of one channel. ``deliver`` returns, per message, a result or a PeerError."""
+
+    batch_size: int
+
+    async def deliver(self, messages: Sequence[OutboundMessage]) -> list[Any | PeerError]: ...
+
+
+class Bus:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        registry: HandlerRegistry,
+        settings: Settings,
+        clock: Clock,
+        senders: dict[str, Sender] | None = None,
+        is_enabled: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+        self.senders = senders or {}
+        self.outbox = Outbox(settings.oms_application_id)
+        self._is_enabled = is_enabled
+        self.inbound_policy = RetryPolicy(max_delay_s=INBOUND_MAX_DELAY_S)
+        self.outbound_policy = RetryPolicy(max_delay_s=OUTBOUND_MAX_DELAY_S, window_s=settings.retry_window_s)
+        self.lease_s = max(MIN_LEASE_S, settings.oms_http_timeout_s * 2)
+
+    # --- inbound ------------------------------------------------------------------------------------------
+    async def process_next_inbound(self) -> bool:
+        """Process the oldest ready lane head that has a handler. Returns False when there was none."""
+        topics = self.registry.topics
+        if not topics:
+            return False
+        async with self.db.connect() as connection:
+            row = (
+                await connection.execute(
+                    queries.CLAIM_INBOUND,
+                    {"direction": Direction.IN.value, "now": self.clock.now(), "topics": topics},
+                )
+            ).first()
+            if row is None:
+                return False
+            message = InboundMessage(
+                id=row.id,
+                topic=row.topic,
+                external_id=row.external_id,
+                lane=row.lane,
+                channel=row.channel,
+                payload=row.payload,
+                attempts=row.attempts,
+            )
+            handler = self.registry.get(message.topic)
+            assert handler is not None  # the claim only picks topics with a handler
+            started_at = self.clock.now()
+            started = time.monotonic()
+            context = HandlerContext(connection=connection, outbox=self.outbox, settings=self.settings, now=started_at)
+            savepoint = await connection.begin_nested()
+            try:
+                summary = await handler(context, message)
+            except (PermanentHandlerError, pydantic.ValidationError) as exc:
+                await savepoint.rollback()
+                await self._finish_inbound(connection, message, Status.FAILED, started_at, started, error=exc)
+                log.warning(
+                    "message failed permanently: %s",
+                    _describe(exc),
+                    extra={"action": "message_failed", "message_id": message.id},
+                )
+            except Exception as exc:
+                await savepoint.rollback()
+                decision = self.inbound_policy.decide(
+                    attempts=message.attempts + 1, now=self.clock.now(), first_attempt_at=None
+                )
+                await connection.execute(
+                    queries.RETRY_INBOUND,
+                    {
+                        "id": message.id,
+                        "last_error": _describe(exc),
+                        "next_attempt_at": decision.next_attempt_at,
+                        "started_at": started_at,
+                    },
+                )
+                log.warning(
+                    "message will be retried: %s",
+                    _describe(exc),
+                    extra={"action": "message_retry", "message_id": message.id},
+                )
+            else:
+                await savepoint.commit()
+                await self._finish_inbound(connection, message, Status.SUCCEEDED, started_at, started, summary=summary)
+        return True
+
+    async def _finish_inbound(
+        self,
+        connection: Any,
+        message: InboundMessage,
+        status: Status,
+        started_at: datetime,
+        started: float,
+        *,
+        error: BaseException | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> None:
+        await connection.execute(
+            queries.FINISH_INBOUND,
+            {
+                "id": message.id,
+                "status": status.value,
+                "last_error": _describe(error) if error else None,
+                "result": json.dumps(summary) if summary is not None else None,
+                "started_at": started_at,
+                "now": self.clock.now(),
+                "duration_ms": int((time.monotonic() - started) * 1000),
+            },
+        )
+
+    # --- outbound -----------------------------------------------------------------------------------------
+    async def enabled(self) -> bool:
+        return True if self._is_enabled is None else await self._is_enabled()
+
+    async def send_next_outbound(self, channel: str = "oms") -> int:
+        """Lease ready lane heads of ``channel``, deliver them, record the outcomes. Returns how many."""
+        sender = self.senders.get(channel)
+        if sender is None or not await self.enabled():
+            return 0
+        messages = await self.claim_outbound(channel, limit=sender.batch_size)
+        if not messages:
+            return 0
+        started = time.monotonic()
+        try:
+            outcomes = await sender.deliver(messages)
+        except PeerError as exc:
+            outcomes = [exc] * len(messages)
+        duration_ms = int((time.monotonic() - started) * 1000)
+        await self.record_outbound(messages, outcomes, duration_ms)
+        return len(messages)
+
+    async def claim_outbound(self, channel: str, *, limit: int) -> list[OutboundMessage]:
+        now = self.clock.now()
+        lease_until = now + timedelta(seconds=self.lease_s)
+        async with self.db.connect() as connection:
+            rows = (
+                await connection.execute(
+                    queries.CLAIM_OUTBOUND,
+                    {
+                        "direction": Direction.OUT.value,
+                        "channel": channel,
+                        "now": now,
+                        "lease_until": lease_until,
+                        "limit": limit,
+                    },
+                )
+            ).all()
+        return [
+            OutboundMessage(
+                id=row.id,
+                topic=row.topic,
+                external_id=row.external_id,
+                lane=row.lane,
+                channel=row.channel,
+                payload=row.payload,
+                attempts=row.attempts,
+                first_attempt_at=row.first_attempt_at,
+                lease_until=lease_until,
+            )
+            for row in sorted(rows, key=lambda r: r.id)
+        ]
+
+    async def record_outbound(
+        self, messages: Sequence[OutboundMessage], outcomes: Sequence[Any | PeerError], duration_ms: int
+    ) -> None:
+        now = self.clock.now()
+        params = [self._outbound_outcome(m, o, now, duration_ms) for m, o in zip(messages, outcomes, strict=True)]
+        async with self.db.connect() as connection:
+            await connection.execute(queries.FINISH_OUTBOUND, params)
+
+    def _outbound_outcome(
+        self, message: OutboundMessage, outcome: Any | PeerError, now: datetime, duration_ms: int
+    ) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "id": message.id,
+            "lease_until": message.lease_until,
+            "now": now,
+            "duration_ms": duration_ms,
+            "next_attempt_at": None,
+            "last_error": None,
+            "result": None,
+            "finished": True,
+        }
+        if isinstance(outcome, PeerRejected):
+            record.update(status=Status.FAILED.value, last_error=_describe(outcome))
+        elif isinstance(outcome, PeerError):
+            retry_after = outcome.retry_after_s if isinstance(outcome, PeerUnavailable) else None
+            decision = self.outbound_policy.decide(
+                attempts=message.attempts,
+                now=now,
+                first_attempt_at=message.first_attempt_at,
+                retry_after_s=retry_after,
+            )
+            if decision.outcome is Outcome.GIVE_UP:
+                hours = self.settings.oms_retry_window_hours
+                record.update(
+                    status=Status.DEAD.value,
+                    last_error=f"gave up after {message.attempts} attempts over {hours:g} h: {_describe(outcome)}",
+                )
+            else:
+                record.update(
+                    status=Status.RETRYING.value,
+                    last_error=_describe(outcome),
+                    next_attempt_at=decision.next_attempt_at,
+                    finished=False,
+                )
+        else:
+            record.update(status=Status.SUCCEEDED.value, result=json.dumps({"result": outcome}, default=str))
+        return record
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return ""
+    if isinstance(exc, pydantic.ValidationError):
+        parts = [f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False)]
+        text = "invalid payload: " + "; ".join(parts)
+    else:
+        message = str(exc) or exc.__class__.__name__
+        text = message if isinstance(exc, PeerError | PermanentHandlerError) else f"{exc.__class__.__name__}: {message}"
+    return text[:MAX_ERROR_CHARS]

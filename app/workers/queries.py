@@ -1,0 +1,166 @@
+"""Every statement the bus runs, in one place. Parameters are named; times come from the injected clock.
+
+Ordering rule shared by the claims: a lane's *head* is its oldest message still pending (queued, processing or
+retrying). Only heads can be claimed, so a lane advances one message at a time, in id (arrival) order, whatever
+the number of workers and processes. Heads are found with a loose index scan over the partial index
+``ix_message_pending_lane`` (one probe per lane), never a scan of the backlog.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+_PENDING = "('queued', 'processing', 'retrying')"
+
+_LANE_HEADS = f"""
+    heads AS (
+        (SELECT lane, id FROM message
+          WHERE direction = CAST(:direction AS message_direction) AND status IN {_PENDING}
+          ORDER BY lane, id LIMIT 1)
+        UNION ALL
+        SELECT following.lane, following.id FROM heads, LATERAL (
+            SELECT lane, id FROM message
+             WHERE direction = CAST(:direction AS message_direction) AND status IN {_PENDING}
+               AND lane > heads.lane
+             ORDER BY lane, id LIMIT 1) AS following
+    )"""
+
+# Store messages (any direction/status) in one statement; a duplicate accepted id is skipped, not an error.
+# The payload is the "params" member of each raw JSON text, so the body is never re-serialised in Python.
+INSERT_MESSAGES = text(
+    """
+    INSERT INTO message (direction, channel, topic, external_id, lane, payload, headers, refs, status,
+                         last_error, next_attempt_at, created_at, finished_at)
+    SELECT CAST(t.direction AS message_direction), t.channel, t.topic, t.external_id, t.lane,
+           COALESCE(CAST(t.document AS jsonb) -> 'params', '{}'::jsonb), CAST(t.headers AS jsonb),
+           ARRAY(SELECT jsonb_array_elements_text(CAST(t.refs AS jsonb))),
+           CAST(t.status AS message_status), t.last_error, CAST(:now AS timestamptz), CAST(:now AS timestamptz),
+           CASE WHEN t.status IN ('rejected', 'discarded') THEN CAST(:now AS timestamptz) END
+      FROM unnest(CAST(:directions AS text[]), CAST(:channels AS text[]), CAST(:topics AS text[]),
+                  CAST(:external_ids AS text[]), CAST(:lanes AS text[]), CAST(:documents AS text[]),
+                  CAST(:headers AS text[]), CAST(:refs AS text[]), CAST(:statuses AS text[]),
+                  CAST(:last_errors AS text[]))
+           AS t(direction, channel, topic, external_id, lane, document, headers, refs, status, last_error)
+    ON CONFLICT (direction, channel, external_id) WHERE status <> 'rejected' DO NOTHING
+    RETURNING id, external_id, status::text AS status
+    """
+)
+
+# Inbound: lock the oldest ready lane head whose topic has a handler. Runs inside the handler's transaction, so
+# the row lock is the claim: a crash rolls everything back and the message is simply claimed again.
+CLAIM_INBOUND = text(
+    f"""
+    WITH RECURSIVE {_LANE_HEADS}
+    SELECT m.id, m.topic, m.external_id, m.lane, m.payload, m.attempts, m.first_attempt_at, m.channel
+      FROM message m JOIN heads h ON m.id = h.id
+     WHERE m.status IN ('queued', 'retrying') AND m.next_attempt_at <= :now AND m.topic = ANY(:topics)
+     ORDER BY m.id
+     LIMIT 1
+       FOR UPDATE OF m SKIP LOCKED
+    """
+)
+
+# Outbound: lease up to :limit ready lane heads (an expired lease is taken over: its sender died). The lease
+# end doubles as the claim token, so a sender whose lease was taken over cannot overwrite the new owner's result.
+CLAIM_OUTBOUND = text(
+    f"""
+    WITH RECURSIVE {_LANE_HEADS},
+    claimable AS (
+        SELECT m.id FROM message m JOIN heads h ON m.id = h.id
+         WHERE m.channel = :channel
+           AND ((m.status IN ('queued', 'retrying') AND m.next_attempt_at <= :now)
+                OR (m.status = 'processing' AND m.lease_until < :now))
+         ORDER BY m.id
+         LIMIT :limit
+           FOR UPDATE OF m SKIP LOCKED
+    )
+    UPDATE message m
+       SET status = 'processing', lease_until = :lease_until, attempts = m.attempts + 1,
+           started_at = :now, first_attempt_at = COALESCE(m.first_attempt_at, :now)
+      FROM claimable c
+     WHERE m.id = c.id
+    RETURNING m.id, m.topic, m.external_id, m.lane, m.payload, m.attempts, m.first_attempt_at, m.channel
+    """
+)
+
+# Inbound: record the outcome (in the handler's transaction for success/permanent failure).
+FINISH_INBOUND = text(
+    """
+    UPDATE message
+       SET status = CAST(:status AS message_status), attempts = attempts + 1, last_error = :last_error,
+           result = CAST(:result AS jsonb), started_at = :started_at, finished_at = :now,
+           duration_ms = :duration_ms, first_attempt_at = COALESCE(first_attempt_at, :started_at)
+     WHERE id = :id
+    """
+)
+
+# Inbound transient failure: the effects were rolled back; keep the lane blocked until next_attempt_at.
+RETRY_INBOUND = text(
+    """
+    UPDATE message
+       SET status = 'retrying', attempts = attempts + 1, last_error = :last_error, next_attempt_at = :next_attempt_at,
+           started_at = :started_at, first_attempt_at = COALESCE(first_attempt_at, :started_at)
+     WHERE id = :id AND status IN ('queued', 'retrying')
+    """
+)
+
+# Outbound: record the outcome of a send, only if we still hold the lease.
+FINISH_OUTBOUND = text(
+    """
+    UPDATE message
+       SET status = CAST(:status AS message_status), last_error = :last_error, result = CAST(:result AS jsonb),
+           next_attempt_at = COALESCE(:next_attempt_at, next_attempt_at), lease_until = NULL,
+           finished_at = CASE WHEN :finished THEN CAST(:now AS timestamptz) END,
+           duration_ms = :duration_ms
+     WHERE id = :id AND status = 'processing' AND lease_until = :lease_until
+    """
+)
+
+# Operator: try a failed, dead or waiting message again now (a fresh retry window for outbound).
+RETRY_MESSAGE = text(
+    """
+    UPDATE message
+       SET status = 'queued', next_attempt_at = :now, first_attempt_at = NULL, lease_until = NULL,
+           finished_at = NULL
+     WHERE id = :id AND status IN ('failed', 'dead', 'retrying')
+    RETURNING id
+    """
+)
+
+# Operator: drop a message that has not succeeded; its lane moves on.
+DISCARD_MESSAGE = text(
+    """
+    UPDATE message
+       SET status = 'discarded', lease_until = NULL, finished_at = :now,
+           last_error = COALESCE(:reason, last_error)
+     WHERE id = :id AND status IN ('queued', 'retrying', 'failed', 'dead')
+    RETURNING id
+    """
+)
+
+NOTIFY_BUS = text("SELECT pg_notify('oms_connector_bus', '')")
+BUS_CHANNEL = "oms_connector_bus"
+
+# /integration: what is waiting and what is stuck, per lane.
+LANE_BACKLOG = text(
+    f"""
+    SELECT direction::text AS direction, lane, count(*) AS backlog, min(created_at) AS oldest,
+           count(*) FILTER (WHERE status = 'retrying') AS retrying
+      FROM message WHERE status IN {_PENDING}
+     GROUP BY direction, lane ORDER BY direction, lane
+    """
+)
+LANE_DEAD = text(
+    """
+    SELECT direction::text AS direction, lane, count(*) AS dead
+      FROM message WHERE status IN ('dead', 'failed')
+     GROUP BY direction, lane ORDER BY direction, lane
+    """
+)
+LAST_MESSAGE = text(
+    """
+    SELECT id, topic, status::text AS status, created_at, finished_at, last_error
+      FROM message WHERE direction = CAST(:direction AS message_direction) AND status <> 'rejected'
+     ORDER BY id DESC LIMIT 1
+    """
+)

@@ -1,0 +1,76 @@
+"""Which handler processes which topic, and what a handler is given."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.settings import Settings
+from app.workers.outbox import Outbox
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A claimed inbound message, as a handler sees it."""
+
+    id: int
+    topic: str
+    external_id: str
+    lane: str
+    channel: str
+    payload: dict[str, Any]
+    attempts: int  # attempts made before this one
+
+
+@dataclass
+class HandlerContext:
+    """What a handler works with. ``connection`` is inside the transaction that also records the message's
+    status, so effects and status commit (or roll back) together; use ``outbox`` to send something in it."""
+
+    connection: AsyncConnection
+    outbox: Outbox
+    settings: Settings
+    now: datetime
+
+
+# A handler returns a small JSON-able summary for the journal (e.g. {"applied": 10, "stale": 2}), or None.
+Handler = Callable[[HandlerContext, InboundMessage], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass
+class HandlerRegistry:
+    """Maps a topic (JSON-RPC method) to its one handler."""
+
+    _handlers: dict[str, Handler] = field(default_factory=dict)
+
+    def register(self, topic: str, handler: Handler, *, replace: bool = False) -> None:
+        if topic in self._handlers and not replace:
+            raise ValueError(f"a handler for {topic} is already registered")
+        self._handlers[topic] = handler
+
+    def get(self, topic: str) -> Handler | None:
+        return self._handlers.get(topic)
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted(self._handlers)
+
+
+def build_registry(settings: Settings, plugins: Iterable[str] = ()) -> HandlerRegistry:
+    """The handlers of this release, plus those added by HANDLER_PLUGINS (``module:function`` taking the
+    registry and the settings) — the seam for extensions and for tests that need a handler of their own."""
+    registry = HandlerRegistry()
+    for spec in [*settings.handler_plugins, *plugins]:
+        module_name, _, function_name = spec.partition(":")
+        if not function_name:
+            raise ValueError(f"HANDLER_PLUGINS entry {spec!r} must look like module:function")
+        install: Callable[[HandlerRegistry, Settings], None] = getattr(
+            importlib.import_module(module_name), function_name
+        )
+        install(registry, settings)
+    return registry
