@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 import typer
 
-
 from app import __version__
 from app.errors import ConnectorError
 from app.settings import ConfigurationError, Settings, load_settings

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.deps import RuntimeDep
-from app.errors import ConnectorError, IntegrationDisabled, PayloadTooLarge, SignatureInvalid
+from app.errors import (
+    ConnectorError,
+    IntegrationDisabled,
+    InvalidRequest,
+    ParseError,
+    PayloadTooLarge,
+    SignatureInvalid,
+)
 from app.protocol import signature
 from app.protocol.jsonrpc import best_effort_id, error_response, parse_request, result_response
 
@@ -47,7 +54,11 @@ async def receive_oms_call(request: Request, runtime: RuntimeDep) -> JSONRespons
                 raise
         if not await runtime.switch.is_enabled():
             raise IntegrationDisabled()
-        rpc = parse_request(body)
+        try:
+            rpc = parse_request(body)
+        except (ParseError, InvalidRequest) as exc:
+            await runtime.inbox.reject(body, request.headers, exc)
+            raise
         await runtime.inbox.accept(rpc, body, request.headers)
     except ConnectorError as exc:
         return _error(exc, body, runtime, request)
