@@ -153,3 +153,7 @@ def unregister() -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

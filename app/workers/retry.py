@@ -34,7 +34,8 @@ class RetryPolicy:
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
     def delay_s(self, attempts: int) -> float:
-        exponential = min(self.max_delay_s, self.base_delay_s * 2 ** max(0, attempts - 1))
+        exponent = min(max(0, attempts - 1), 64)  # beyond 2**64 the cap applies anyway; avoids float overflow
+        exponential = min(self.max_delay_s, self.base_delay_s * 2.0**exponent)
         return exponential * (0.5 + 0.5 * self.rng.random())
 
     def decide(

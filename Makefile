@@ -1,0 +1,42 @@
+# The few commands people run. Everything happens in ./.venv, created on first use from PyPI.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install serve worker migrate test lint fmt bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+serve: install        ## run the service (embedded PostgreSQL under ./.data unless DATABASE_URL is set)
+	$(BIN)/oms-connector serve $(ARGS)
+
+worker: install       ## run bus workers without HTTP
+	$(BIN)/oms-connector worker
+
+migrate: install
+	$(BIN)/oms-connector migrate
+
+test: install         ## the whole test suite, on a throw-away embedded PostgreSQL (or TEST_DATABASE_URL)
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
