@@ -13,6 +13,17 @@ from app.models import Base
 config = context.config
 target_metadata = Base.metadata
 
+if not config.get_main_option("sqlalchemy.url"):
+    # Plain `alembic …` from the project folder: use the connector's own settings (DATABASE_URL or embedded).
+    from app.db import resolve_database_url
+    from app.settings import Settings
+
+    _settings = Settings()
+    _url = resolve_database_url(
+        _settings.database_url.get_secret_value() if _settings.database_url else None, _settings.data_dir
+    )
+    config.set_main_option("sqlalchemy.url", _url.sqlalchemy.replace("%", "%%"))
+
 
 def run_migrations_offline() -> None:
     context.configure(
