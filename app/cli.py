@@ -9,6 +9,7 @@ import sys
 import warnings
 from typing import Annotated, Any
 
+import authlib.deprecate  # noqa: F401  (installs an "always" filter for its warnings: ours below must come after)
 import typer
 
 from app import __version__

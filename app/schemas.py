@@ -48,7 +48,7 @@ class JournalPage(BaseModel):
 
 
 class DiscardRequest(BaseModel):
-    reason: str | None = Field(default=None, max_length=1000)
+    reason: str | None = Field(default=None, max_length=1000, pattern=r"^[^\x00]*$")  # PostgreSQL text has no NUL
 
 
 class OperatorActionResult(BaseModel):

@@ -175,7 +175,8 @@ class OmsClient:
         client = self._http
         assert isinstance(client, AsyncOAuth2Client)
         async with self._token_lock:
-            if client.token and not force:
+            # Renew an expiring token here, not inside the request (authlib would leak its errors untranslated).
+            if client.token and not force and not client.token.is_expired(leeway=client.leeway):
                 return
             try:
                 await client.fetch_token()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
+from pydantic import AfterValidator
 
 from app.deps import OperatorAuth, RuntimeDep
 from app.models import Direction, Status
@@ -13,6 +14,19 @@ from app.schemas import DiscardRequest, JournalDetail, JournalEntry, JournalPage
 from app.services.journal import MAX_PAGE, JournalQuery
 
 router = APIRouter(prefix="/journal", tags=["journal"], dependencies=[OperatorAuth])
+
+
+def _representable(value: datetime) -> datetime:
+    """A time the database can compare with (e.g. 0001-01-01T00:00+14:00 is before year 1 in UTC): 422, not 500."""
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("date out of range") from None
+    return value
+
+
+JournalTime = Annotated[datetime, AfterValidator(_representable)]
 
 
 @router.get("", response_model=JournalPage)
@@ -23,8 +37,8 @@ async def search_journal(
     status: Status | None = None,
     external_id: Annotated[str | None, Query(description="The JSON-RPC id")] = None,
     reference: Annotated[str | None, Query(description="An order number or SKU the message concerns")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: JournalTime | None = None,
+    until: JournalTime | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,19}$")] = None,
 ) -> JournalPage:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -161,7 +162,8 @@ class Registrar:
 
     async def _call(self, client: OmsClient, method: str, params: dict[str, Any]) -> Any:
         """Call inline and journal the call (secret redacted) with its outcome."""
-        request_id = f"{self.settings.oms_application_id}-{method.rsplit('.', 1)[-1]}-{int(time.time() * 1000)}"
+        # A random part: two calls in the same millisecond (two replicas, two operators) must not share an id.
+        request_id = f"{self.settings.oms_application_id}-{method.rsplit('.', 1)[-1]}-{uuid.uuid4()}"
         started_at = self.clock.now()
         started = time.monotonic()
         error: PeerError | None = None

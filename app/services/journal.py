@@ -14,6 +14,7 @@ from app.models import Direction, Message, Status
 from app.workers import queries
 
 MAX_PAGE = 500
+MAX_ID = 2**63 - 1  # message.id is a bigint: a larger id names no message (and must not reach the database)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Journal:
     async def search(self, query: JournalQuery) -> tuple[list[Message], int | None]:
         """Newest first. Returns the page and the cursor of the next one (None at the end)."""
         limit = max(1, min(query.limit, MAX_PAGE))
+        if any("\x00" in value for value in (query.topic, query.external_id, query.reference) if value):
+            return [], None  # PostgreSQL text cannot hold NUL, so nothing stored matches (and it must not 500)
         statement: Select[tuple[Message]] = select(Message).order_by(Message.id.desc()).limit(limit + 1)
         if query.direction is not None:
             statement = statement.where(Message.direction == query.direction)
@@ -52,7 +55,7 @@ class Journal:
             statement = statement.where(Message.created_at >= query.since)
         if query.until is not None:
             statement = statement.where(Message.created_at < query.until)
-        if query.cursor is not None:
+        if query.cursor is not None and query.cursor <= MAX_ID:
             statement = statement.where(Message.id < query.cursor)
         async with self.db.sessions() as session:
             rows = list((await session.scalars(statement)).all())
@@ -60,6 +63,8 @@ class Journal:
         return rows[:limit], next_cursor
 
     async def get(self, message_id: int) -> Message:
+        if not 0 < message_id <= MAX_ID:
+            raise NotFound(f"no message {message_id}")
         async with self.db.sessions() as session:
             message = await session.get(Message, message_id)
         if message is None:
@@ -68,6 +73,8 @@ class Journal:
 
     async def retry(self, message_id: int) -> Message:
         """Queue a failed, dead or waiting message again, now."""
+        if not 0 < message_id <= MAX_ID:
+            raise NotFound(f"no message {message_id}")
         async with self.db.connect() as connection:
             changed = await connection.execute(queries.RETRY_MESSAGE, {"id": message_id, "now": self.clock.now()})
             if changed.first() is None:
@@ -81,6 +88,8 @@ class Journal:
 
     async def discard(self, message_id: int, reason: str | None) -> Message:
         """Drop a message that has not succeeded; its lane moves on."""
+        if not 0 < message_id <= MAX_ID:
+            raise NotFound(f"no message {message_id}")
         note = f"discarded by an operator: {reason}" if reason else None
         async with self.db.connect() as connection:
             changed = await connection.execute(

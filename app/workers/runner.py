@@ -55,6 +55,8 @@ class WorkerPool:
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        if self._listener is not None:  # already started (e.g. by Runtime.start before run_until_stopped)
+            return
         self._listener = asyncio.create_task(self._listen(), name="bus-listener")
         for index in range(self.inbound):
             self._tasks.append(

@@ -3,13 +3,16 @@ in ``test_effect`` inside the message's own transaction, so tests can check exac
 
 Payload knobs: ``{"seq": n}`` recorded; ``{"fail": "permanent"}`` raises PermanentHandlerError;
 ``{"fail_attempts": k}`` raises a transient error while fewer than k attempts were made;
-``{"sleep": s}`` sleeps s seconds after recording (to kill a worker mid-message).
+``{"sleep": s}`` sleeps s seconds after recording (to kill a worker mid-message);
+``{"sleep_once": s, "marker": path}`` sleeps s seconds after recording only while the file ``path`` does not exist
+(the handler creates it first), so a message can hang in one worker and go straight through in the next.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -51,6 +54,11 @@ async def record_effect(context: HandlerContext, message: InboundMessage) -> dic
     )
     if payload.get("sleep"):
         await asyncio.sleep(float(payload["sleep"]))
+    if payload.get("sleep_once") and payload.get("marker"):
+        marker = Path(payload["marker"])
+        if not marker.exists():
+            marker.touch()
+            await asyncio.sleep(float(payload["sleep_once"]))
     if payload.get("enqueue"):
         await context.outbox.enqueue(
             context.connection, method=payload["enqueue"], params={"from": message.id}, now=context.now

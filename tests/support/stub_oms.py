@@ -1,0 +1,150 @@
+"""A tiny stand-in OMS on 127.0.0.1, served by uvicorn in a background thread.
+
+* ``POST /oauth/token`` answers 201 ``{"access_token": <fresh random token>}`` (like the PHP mock) and counts calls.
+* ``POST /api/`` is the JSON-RPC endpoint: it records every call with its Authorization header and answers
+  ``{"jsonrpc":"2.0","id":<id>,"result":[],"error":""}`` (like the Go mock), batches included.
+* ``send_callback`` POSTs a call to the URL the connector registered, signed (``X-Signature: sha1=<hex>``) with the
+  secret it registered, as the PHP OMS does (protocol §1.6, §2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+REGISTER = "magento.service_bus.remote.register"
+UNREGISTER = "magento.service_bus.remote.unregister"
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    method: str
+    id: Any
+    params: dict[str, Any]
+    authorization: str | None
+
+
+class StubOms:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.issued_tokens: list[str] = []
+        self.token_requests: list[dict[str, str]] = []  # the form fields of each token request
+        self.calls: list[RecordedCall] = []
+        self.port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.app = Starlette(
+            routes=[
+                Route("/oauth/token", self._token, methods=["POST"]),
+                Route("/api/", self._rpc, methods=["POST"]),
+            ]
+        )
+
+    # --- URLs the connector is configured with ------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        assert self.port is not None, "the stub OMS is not started"
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def rpc_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}/oauth/token"
+
+    # --- endpoints ----------------------------------------------------------------------------------------
+    async def _token(self, request: Request) -> JSONResponse:
+        form = {key: values[-1] for key, values in parse_qs((await request.body()).decode()).items()}
+        token = secrets.token_urlsafe(16)
+        with self._lock:
+            self.token_requests.append(form)
+            self.issued_tokens.append(token)
+        return JSONResponse({"access_token": token}, status_code=201)
+
+    async def _rpc(self, request: Request) -> JSONResponse:
+        document = json.loads(await request.body())
+        authorization = request.headers.get("authorization")
+        items = document if isinstance(document, list) else [document]
+        answers = []
+        with self._lock:
+            for item in items:
+                self.calls.append(RecordedCall(item["method"], item.get("id"), item.get("params") or {}, authorization))
+                answers.append({"jsonrpc": "2.0", "id": item.get("id"), "result": [], "error": ""})
+        return JSONResponse(answers if isinstance(document, list) else answers[0])
+
+    # --- what the test looks at -----------------------------------------------------------------------------
+    @property
+    def token_calls(self) -> int:
+        with self._lock:
+            return len(self.issued_tokens)
+
+    def calls_of(self, method: str) -> list[RecordedCall]:
+        with self._lock:
+            return [call for call in self.calls if call.method == method]
+
+    def registration(self) -> RecordedCall | None:
+        """The latest register call, or None."""
+        registered = self.calls_of(REGISTER)
+        return registered[-1] if registered else None
+
+    async def send_callback(self, method: str, params: dict[str, Any], call_id: str | None = None) -> httpx.Response:
+        """POST a signed O→C call to the registered URL, signed with the registered secret."""
+        registration = self.registration()
+        assert registration is not None, "nobody registered with the stub OMS"
+        document = {"jsonrpc": "2.0", "id": call_id or str(uuid.uuid4()), "method": method, "params": params}
+        body = json.dumps(document, separators=(",", ":")).encode()
+        digest = hmac.new(registration.params["secret"].encode(), body, hashlib.sha1).hexdigest()
+        headers = {"Content-Type": "application/json", "X-Signature": f"sha1={digest}"}
+        async with httpx.AsyncClient(timeout=10) as http:
+            return await http.post(registration.params["url"], content=body, headers=headers)
+
+    # --- life cycle -----------------------------------------------------------------------------------------
+    def start(self, timeout_s: float = 10.0) -> StubOms:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))  # bound here, so the port cannot be taken between choosing and serving it
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off", ws="none", http="h11", loop="asyncio"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="stub-oms", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the stub OMS did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> StubOms:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
