@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 POOL_SIZE = 20
 POOL_MAX_OVERFLOW = 20
+RAW_POOL_SIZE = 4  # the ingest writer's plain asyncpg connections (group commits in flight at once)
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 # Errors that mean "the database is not reachable right now" rather than "this statement is wrong".
@@ -94,10 +95,13 @@ class Database:
             url.sqlalchemy,
             pool_size=pool_size,
             max_overflow=POOL_MAX_OVERFLOW,
-            pool_pre_ping=True,  # a restarted server leaves dead connections in the pool
+            # No pre-ping (a round trip per checkout): a connection the server dropped fails once, SQLAlchemy then
+            # invalidates the whole pool, and callers treat that failure as StorageUnavailable and retry.
             pool_recycle=1800,
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._raw_pool: asyncpg.Pool | None = None
+        self._raw_pool_lock = asyncio.Lock()
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -115,11 +119,29 @@ class Database:
     async def raw_connection(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.url.libpq)
 
+    async def raw_pool(self) -> asyncpg.Pool:
+        """Plain asyncpg connections for the hottest path (webhook ingest), where SQLAlchemy's per-checkout
+        round trips (ping, BEGIN, COMMIT) cost more than the work. Created on first use, so a database that is
+        down at start-up does not stop the service."""
+        if self._raw_pool is None:
+            async with self._raw_pool_lock:
+                if self._raw_pool is None:
+                    try:
+                        self._raw_pool = await asyncpg.create_pool(
+                            self.url.libpq, min_size=1, max_size=RAW_POOL_SIZE, timeout=10
+                        )
+                    except CONNECTION_ERRORS as exc:
+                        raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}: {exc}") from exc
+        return self._raw_pool
+
     async def ping(self) -> None:
         async with self.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._raw_pool is not None:
+            await self._raw_pool.close()
+            self._raw_pool = None
         await self.engine.dispose()
 
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+import asyncpg
 
 from app.clock import Clock
 from app.db import Database, is_connection_error
@@ -26,7 +26,8 @@ from app.models import Direction, Status
 from app.protocol.jsonrpc import RpcRequest, parse_request
 from app.protocol.methods import OMS_TO_CONNECTOR
 from app.protocol.references import extract_references
-from app.workers.outbox import NewMessage, insert_messages
+from app.workers.outbox import NewMessage, insert_parameters
+from app.workers.queries import INSERT_MESSAGES, positional
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ WRITER_TASKS = 2  # commits in flight at once: one fills while the other commits
 SECRET_HEADER_WORDS = ("authorization", "cookie", "token", "secret", "password", "api-key", "apikey")
 MAX_REJECTED_EXCERPT = 4096
 CHANNEL_OMS = "oms"
+INSERT_SQL, INSERT_PARAMETERS = positional(INSERT_MESSAGES)
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class InboxWriter:
         except StorageUnavailable as exc:
             _settle(batch, exc)
             return
-        except DBAPIError as exc:
+        except asyncpg.PostgresError as exc:
             if len(batch) == 1:
                 _settle(batch, RequestError(f"the message cannot be stored: {_db_reason(exc)}"))
                 return
@@ -123,13 +125,27 @@ class InboxWriter:
                 future.set_result(None)
 
     async def _insert(self, rows: list[NewMessage]) -> dict[tuple[str, str], int]:
-        try:
-            async with self.db.connect() as connection:
-                return await insert_messages(connection, rows, self.clock.now())
-        except DBAPIError as exc:
-            if is_connection_error(exc):
-                raise StorageUnavailable("database unreachable") from exc
-            raise
+        """One self-committing statement on a plain asyncpg connection (one round trip per group commit).
+        A connection the database dropped (it restarted) is replaced and the statement tried once more."""
+        parameters = insert_parameters(rows, self.clock.now())
+        values = [parameters[name] for name in INSERT_PARAMETERS]
+        for attempt in (1, 2):
+            try:
+                pool = await self.db.raw_pool()
+                records = await pool.fetch(INSERT_SQL, *values)
+            except asyncpg.PostgresError as exc:
+                if not is_connection_error(exc):
+                    raise
+                failure: BaseException = exc
+            except Exception as exc:
+                if not is_connection_error(exc) and not isinstance(exc, StorageUnavailable):
+                    raise
+                failure = exc
+            else:
+                return {(record["external_id"], record["status"]): record["id"] for record in records}
+            if attempt == 2:
+                raise StorageUnavailable(f"database unreachable: {failure.__class__.__name__}") from failure
+        raise AssertionError("unreachable")
 
 
 class OmsInbox:
@@ -195,6 +211,5 @@ def _settle(batch: list[tuple[NewMessage, asyncio.Future[int | None]]], error: E
             future.set_exception(error)
 
 
-def _db_reason(exc: DBAPIError) -> str:
-    text = str(exc.orig) if exc.orig is not None else str(exc)
-    return text.splitlines()[0][:300]
+def _db_reason(exc: asyncpg.PostgresError) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else exc.__class__.__name__

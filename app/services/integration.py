@@ -38,17 +38,28 @@ class IntegrationSwitch:
         self.db = db
         self.clock = clock
         self._cached: tuple[float, bool] | None = None
+        self._refresh_lock = asyncio.Lock()
 
     async def is_enabled(self) -> bool:
-        if self._cached is not None and time.monotonic() - self._cached[0] < ENABLED_CACHE_S:
-            return self._cached[1]
-        async with self.db.connect() as connection:
-            enabled = (
-                await connection.execute(select(IntegrationState.enabled).where(IntegrationState.id == 1))
-            ).scalar()
-        value = True if enabled is None else bool(enabled)
-        self._cached = (time.monotonic(), value)
-        return value
+        cached = self._fresh()
+        if cached is not None:
+            return cached
+        async with self._refresh_lock:  # one query per expiry, not one per request in flight
+            cached = self._fresh()
+            if cached is not None:
+                return cached
+            async with self.db.connect() as connection:
+                statement = select(IntegrationState.enabled).where(IntegrationState.id == 1)
+                enabled = (await connection.execute(statement)).scalar()
+            value = True if enabled is None else bool(enabled)
+            self._cached = (time.monotonic(), value)
+            return value
+
+    def _fresh(self) -> bool | None:
+        """The cached flag while it is fresh, else None."""
+        if self._cached is None or time.monotonic() - self._cached[0] >= ENABLED_CACHE_S:
+            return None
+        return self._cached[1]
 
     async def set_enabled(self, enabled: bool) -> None:
         async with self.db.connect() as connection:

@@ -8,7 +8,9 @@ the number of workers and processes. Heads are found with a loose index scan ove
 
 from __future__ import annotations
 
-from sqlalchemy import text
+import re
+
+from sqlalchemy import TextClause, text
 
 _PENDING = "('queued', 'processing', 'retrying')"
 
@@ -83,14 +85,14 @@ CLAIM_OUTBOUND = text(
     """
 )
 
-# Inbound: record the outcome (in the handler's transaction for success/permanent failure).
+# Inbound: record the outcome (success: in the handler's transaction; permanent failure: in its own).
 FINISH_INBOUND = text(
     """
     UPDATE message
        SET status = CAST(:status AS message_status), attempts = attempts + 1, last_error = :last_error,
            result = CAST(:result AS jsonb), started_at = :started_at, finished_at = :now,
            duration_ms = :duration_ms, first_attempt_at = COALESCE(first_attempt_at, :started_at)
-     WHERE id = :id
+     WHERE id = :id AND status IN ('queued', 'retrying')
     """
 )
 
@@ -164,3 +166,16 @@ LAST_MESSAGE = text(
      ORDER BY id DESC LIMIT 1
     """
 )
+
+
+def positional(clause: TextClause) -> tuple[str, list[str]]:
+    """The same statement for plain asyncpg: ``:name`` → ``$n``, with the parameter names in order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return re.sub(r"(?<![:\w]):(\w+)", number, clause.text), names
