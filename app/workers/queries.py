@@ -3,7 +3,8 @@
 Ordering rule shared by the claims: a lane's *head* is its oldest message still pending (queued, processing or
 retrying). Only heads can be claimed, so a lane advances one message at a time, in id (arrival) order, whatever
 the number of workers and processes. Heads are found with a loose index scan over the partial index
-``ix_message_pending_lane`` (one probe per lane), never a scan of the backlog.
+``ix_message_pending_lane`` (one probe per lane), never a scan of the backlog; they are then fetched by primary key
+as ``id = ANY(ARRAY(…))`` (a join lets the planner misjudge the head count and walk the whole table).
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ CLAIM_INBOUND = text(
     f"""
     WITH RECURSIVE {_LANE_HEADS}
     SELECT m.id, m.topic, m.external_id, m.lane, m.payload, m.attempts, m.first_attempt_at, m.channel
-      FROM message m JOIN heads h ON m.id = h.id
-     WHERE m.status IN ('queued', 'retrying') AND m.next_attempt_at <= :now AND m.topic = ANY(:topics)
+      FROM message m
+     WHERE m.id = ANY(ARRAY(SELECT id FROM heads))
+       AND m.status IN ('queued', 'retrying') AND m.next_attempt_at <= :now AND m.topic = ANY(:topics)
      ORDER BY m.id
      LIMIT 1
        FOR UPDATE OF m SKIP LOCKED
@@ -68,8 +70,8 @@ CLAIM_OUTBOUND = text(
     f"""
     WITH RECURSIVE {_LANE_HEADS},
     claimable AS (
-        SELECT m.id FROM message m JOIN heads h ON m.id = h.id
-         WHERE m.channel = :channel
+        SELECT m.id FROM message m
+         WHERE m.id = ANY(ARRAY(SELECT id FROM heads)) AND m.channel = :channel
            AND ((m.status IN ('queued', 'retrying') AND m.next_attempt_at <= :now)
                 OR (m.status = 'processing' AND m.lease_until < :now))
          ORDER BY m.id
