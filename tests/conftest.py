@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import respx
 
 from app.clock import FrozenClock
 from app.db import Database, DatabaseUrl, migrate
@@ -148,9 +149,15 @@ def settings_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def oms_transport() -> httpx.AsyncBaseTransport | None:
-    """Override to route the OMS client through a mock transport (respx)."""
-    return None
+def oms() -> respx.Router:
+    """The OMS as a respx router: add routes in a test; the runtime's OMS client is wired to it (when OMS_URL is
+    set through `settings_overrides`). Nothing reaches the network."""
+    return respx.Router(assert_all_called=False)
+
+
+@pytest.fixture
+def oms_transport(oms: respx.Router) -> httpx.AsyncBaseTransport:
+    return httpx.MockTransport(oms.async_handler)
 
 
 @pytest.fixture
@@ -159,7 +166,7 @@ async def runtime(
     clock: FrozenClock,
     registry: HandlerRegistry,
     settings_overrides: dict[str, Any],
-    oms_transport: httpx.AsyncBaseTransport | None,
+    oms_transport: httpx.AsyncBaseTransport,
 ) -> AsyncIterator[Runtime]:
     """A started runtime (inbox writer running, no background workers: tests drive the bus step by step)."""
     settings = make_settings(database_url, **settings_overrides)

@@ -25,16 +25,6 @@ BASE_SETTINGS: dict[str, Any] = {"oms_url": OMS_URL, "oms_retry_window_hours": 4
 
 
 @pytest.fixture
-def oms() -> respx.Router:
-    return respx.Router(assert_all_called=False)
-
-
-@pytest.fixture
-def oms_transport(oms: respx.Router) -> httpx.AsyncBaseTransport:
-    return httpx.MockTransport(oms.async_handler)
-
-
-@pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return dict(BASE_SETTINGS)
 

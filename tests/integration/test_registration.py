@@ -24,16 +24,6 @@ CALLBACK_URL = "https://connector.example/oms/rpc"
 
 
 @pytest.fixture
-def oms() -> respx.Router:
-    return respx.Router(assert_all_called=False)
-
-
-@pytest.fixture
-def oms_transport(oms: respx.Router) -> httpx.AsyncBaseTransport:
-    return httpx.MockTransport(oms.async_handler)
-
-
-@pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {
         "oms_url": OMS_URL,
