@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_ROWS = 500  # rows per group commit
 WRITER_TASKS = 2  # commits in flight at once: one fills while the other commits
+STOP_GRACE_S = 10.0  # how long stop() lets queued rows be written
 SECRET_HEADER_WORDS = ("authorization", "cookie", "token", "secret", "password", "api-key", "apikey")
 MAX_REJECTED_EXCERPT = 4096
 CHANNEL_OMS = "oms"
@@ -72,7 +73,8 @@ class InboxWriter:
     async def stop(self) -> None:
         # Let queued rows be written before stopping; nothing acknowledged can be lost, since no request was
         # answered before its commit, but requests in flight deserve their answer.
-        while not self._queue.empty():
+        deadline = asyncio.get_running_loop().time() + STOP_GRACE_S
+        while not self._queue.empty() and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()

@@ -17,6 +17,7 @@ Error policy (README, "Failures"):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -206,7 +207,8 @@ class Bus:
         except PeerError as exc:
             outcomes = [exc] * len(messages)
         duration_ms = int((time.monotonic() - started) * 1000)
-        await self.record_outbound(messages, outcomes, duration_ms)
+        # Shielded: once the OMS has answered, a shutdown must not turn a delivered message into a resend.
+        await asyncio.shield(self.record_outbound(messages, outcomes, duration_ms))
         return len(messages)
 
     async def claim_outbound(self, channel: str, *, limit: int) -> list[OutboundMessage]:

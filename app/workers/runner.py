@@ -103,8 +103,9 @@ class WorkerPool:
         backoff = ERROR_BACKOFF_S
         while not self._stopping.is_set():
             try:
-                # Shielded: a shutdown lets the current message finish rather than cutting it mid-way.
-                did_work = await asyncio.shield(step())
+                # A shutdown lets the current step finish (stop() waits SHUTDOWN_GRACE_S before cancelling); a
+                # cancelled step is safe: an inbound transaction rolls back, an outbound lease expires.
+                did_work = await step()
                 backoff = ERROR_BACKOFF_S
             except asyncio.CancelledError:
                 raise
