@@ -1,4 +1,4 @@
-"""The `oms-connector` command: serve, worker, migrate, register, unregister."""
+"""The `oms-connector` command: serve, worker, migrate, register, unregister, stock reset."""
 
 from __future__ import annotations
 
@@ -117,6 +117,14 @@ def migrate() -> None:
     from app.db import migrate as run_migrations
 
     run_migrations(runtime.db.url)
+
+    async def seed() -> None:
+        try:
+            await runtime.stock.seed_aggregates()
+        finally:
+            await runtime.db.dispose()
+
+    asyncio.run(seed())
     typer.echo(f"database at revision {runtime.head_revision} ({runtime.db.url.describe()})")
 
 
@@ -152,6 +160,43 @@ def register() -> None:
 def unregister() -> None:
     """Remove this connector's registration from the OMS."""
     _integration_call("unregister")
+
+
+stock_cli = typer.Typer(help="Stock (owned by the OMS).", no_args_is_help=True)
+cli.add_typer(stock_cli, name="stock")
+
+
+@stock_cli.command("reset")
+def stock_reset() -> None:
+    """Development only (APP_ENV=development), the seed's oms:stock:reset: clear stock and queue a FULL update of
+    quantity 100 for every known SKU in every known aggregate, processed by the workers like an OMS message."""
+    settings, _ = _settings()
+    if settings.app_env != "development":
+        typer.echo(
+            "oms-connector: stock reset refused: allowed only when APP_ENV=development "
+            f"(APP_ENV is {settings.app_env}); the OMS owns stock.",
+            err=True,
+        )
+        raise typer.Exit(1)
+    runtime = _runtime(settings)
+
+    async def run() -> Any:
+        try:
+            if settings.run_migrations:
+                await runtime.migrate()
+            return await runtime.stock.reset()
+        finally:
+            await runtime.db.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except ConnectorError as exc:
+        typer.echo(f"oms-connector: stock reset failed: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"stock reset: cleared {result.skus} SKUs; queued {result.messages} stock messages of quantity 100 "
+        f"for aggregates {', '.join(result.aggregates) or '(none)'} — the workers apply them"
+    )
 
 
 def main() -> None:

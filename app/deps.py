@@ -44,3 +44,18 @@ def require_operator(
 
 
 OperatorAuth = Depends(require_operator)
+
+
+def require_commerce_or_operator(
+    runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    tokens = [t.get_secret_value() for t in (runtime.settings.commerce_token, runtime.settings.operator_token) if t]
+    if not tokens or not _token_matches(credentials, *tokens):
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="commerce or operator token required (Authorization: Bearer <COMMERCE_TOKEN or OPERATOR_TOKEN>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+CommerceOrOperatorAuth = Depends(require_commerce_or_operator)

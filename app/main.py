@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from app import __version__
 from app.errors import ConnectorError, PeerError, StorageUnavailable
-from app.routers import health, integration, journal, oms_rpc
+from app.routers import health, integration, journal, oms_rpc, stock
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,8 @@ DESCRIPTION = """
 Links an Adobe Commerce / Magento 2 store with an Order Management System speaking the MCOM service-bus protocol.
 
 * **OMS webhook** — `POST /oms/rpc`, signed with `X-Signature` (HMAC of the raw body).
-* **Operators** — `/journal`, `/integration`: `Authorization: Bearer <OPERATOR_TOKEN>`.
+* **Operators** — `/journal`, `/integration`, `/stock/aggregates`: `Authorization: Bearer <OPERATOR_TOKEN>`.
+* **Commerce platform or operators** — `/stock`: `Authorization: Bearer <COMMERCE_TOKEN or OPERATOR_TOKEN>`.
 * **Anonymous** — `/health/*` and these docs only.
 """
 
@@ -42,6 +43,7 @@ def create_app(runtime: Runtime, *, start_workers: bool | None = None, register:
     app.include_router(oms_rpc.router)
     app.include_router(journal.router)
     app.include_router(integration.router)
+    app.include_router(stock.router)
     app.include_router(health.router)
 
     @app.exception_handler(ConnectorError)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     SmallInteger,
     String,
     Text,
@@ -136,3 +138,37 @@ class IntegrationState(Base):
     registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     register_error: Mapped[str | None] = mapped_column(Text)
     register_attempted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Stock(Base):
+    """Salable stock of one SKU in one OMS aggregate, as the OMS last set it (ARCHITECTURE §5).
+
+    ``source_ts`` is the timestamp of the message that set the row: a message older than it is discarded for this
+    SKU (the timestamp filter). Only OMS messages and the development-only reset write here.
+    """
+
+    __tablename__ = "stock"
+
+    sku: Mapped[str] = mapped_column(Text, primary_key=True)
+    aggregate_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    quantity: Mapped[Decimal] = mapped_column(Numeric(20, 4))  # absolute; 0 when unlimited
+    unlimited: Mapped[bool] = mapped_column(Boolean)  # stock not managed: always salable
+    source_ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    message_id: Mapped[int] = mapped_column(BigInteger)  # the message that set it (no FK: the journal is pruned)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # Bulk reads per website page through one aggregate in SKU order.
+        Index("ix_stock_aggregate_id_sku", "aggregate_id", "sku"),
+    )
+
+
+class StockAggregate(Base):
+    """Which websites (sales channels) an OMS stock aggregate feeds. A row with no websites is kept (an operator
+    unassigned it), so re-seeding from OMS_AGGREGATE_WEBSITES at start-up never undoes an operator's change."""
+
+    __tablename__ = "stock_aggregate"
+
+    aggregate_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    websites: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

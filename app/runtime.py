@@ -15,6 +15,7 @@ from app.db import Database, DatabaseUrl, head_revision, migrate, resolve_databa
 from app.services.inbox import InboxWriter, OmsInbox
 from app.services.integration import IntegrationSwitch, Registrar
 from app.services.journal import Journal
+from app.services.stock import StockService
 from app.settings import Settings
 from app.workers.bus import Bus, Sender
 from app.workers.oms_sender import OmsSender
@@ -36,6 +37,7 @@ class Runtime:
     switch: IntegrationSwitch
     registrar: Registrar
     journal: Journal
+    stock: StockService
     client: OmsClient | None
     head_revision: str | None
     workers: WorkerPool | None = None
@@ -77,6 +79,7 @@ class Runtime:
             switch=switch,
             registrar=Registrar(db, settings, clock, client),
             journal=Journal(db, clock),
+            stock=StockService(db, clock, settings),
             client=client,
             head_revision=head_revision(url),
         )
@@ -84,9 +87,18 @@ class Runtime:
     async def migrate(self) -> None:
         await asyncio.to_thread(migrate, self.db.url)
 
+    async def seed(self) -> None:
+        """Configuration that seeds the database (OMS_AGGREGATE_WEBSITES). Best effort: a database that is down or
+        not migrated yet must not stop start-up (health/ready says so); `oms-connector migrate` seeds too."""
+        try:
+            await self.stock.seed_aggregates()
+        except Exception as exc:
+            log.warning("OMS_AGGREGATE_WEBSITES not seeded: %s", exc, extra={"action": "seed_failed"})
+
     async def start(self, *, workers: bool, register: bool) -> None:
         if self.settings.run_migrations:
             await self.migrate()
+        await self.seed()
         await self.writer.start()
         if workers:
             self.workers = WorkerPool(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
 from app.models import Direction, Status
+from app.settings import validate_aggregate_websites
 
 
 class JournalEntry(BaseModel):
@@ -54,3 +56,84 @@ class DiscardRequest(BaseModel):
 class OperatorActionResult(BaseModel):
     id: int
     status: Status
+
+
+# --- stock ------------------------------------------------------------------------------------------------------
+def _quantity_number(value: Decimal | None) -> int | float | None:
+    """Quantities as JSON numbers (stored as numeric(20, 4)): whole ones as integers."""
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+Quantity = Annotated[Decimal, PlainSerializer(_quantity_number, return_type=int | float)]
+
+
+class AggregateStock(BaseModel):
+    """What the OMS last said about a SKU in one aggregate."""
+
+    aggregate_id: str
+    quantity: Quantity = Field(description="Absolute quantity from the OMS (0 when unlimited)")
+    unlimited: bool = Field(description="Stock not managed: always salable in every website of this aggregate")
+    manage_stock: bool = Field(description="The opposite of `unlimited` (Adobe Commerce's manage-stock flag)")
+    source_timestamp: datetime = Field(description="`created_on` of the message that set it (the timestamp filter)")
+    message_id: int = Field(description="The journal id of that message (`GET /journal/{id}`)")
+    updated_at: datetime
+    websites: list[str] = Field(description="Websites this aggregate feeds; empty ⇒ unassigned")
+
+
+class WebsiteStock(BaseModel):
+    """What one website can sell of a SKU."""
+
+    website: str
+    aggregate_id: str = Field(description="The aggregate that feeds this website")
+    salable_quantity: Quantity | None = Field(description="null when unlimited (not managed)")
+    is_salable: bool = Field(description="The website shows the product as in stock")
+    stock_received: bool = Field(description="False when the OMS never sent stock of this SKU for the aggregate")
+
+
+class SkuStock(BaseModel):
+    sku: str
+    aggregates: list[AggregateStock]
+    websites: list[WebsiteStock] = Field(description="Every configured website, salable or not")
+    unassigned_aggregates: list[str] = Field(description="Aggregates with stock of this SKU that feed no website")
+
+
+class WebsiteStockItem(BaseModel):
+    sku: str
+    quantity: Quantity | None = Field(description="null when the OMS never sent stock of this SKU")
+    unlimited: bool
+    salable_quantity: Quantity | None = Field(description="null when unlimited (not managed)")
+    is_salable: bool
+    source_timestamp: datetime | None
+    message_id: int | None
+
+
+class WebsiteStockPage(BaseModel):
+    website: str
+    aggregate_id: str
+    items: list[WebsiteStockItem]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page (listing without `skus`)")
+
+
+class AggregateWebsites(BaseModel):
+    """Which websites (sales channels) each OMS aggregate feeds. A website is fed by one aggregate at most."""
+
+    aggregates: dict[str, list[str]] = Field(
+        description="aggregate id → website codes", examples=[{"EU-WEB": ["base", "de"], "US-WEB": ["us"]}]
+    )
+
+    @field_validator("aggregates")
+    @classmethod
+    def _fed_once(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return validate_aggregate_websites(value)
+
+
+class AggregateWebsitesView(AggregateWebsites):
+    unassigned: list[str] = Field(description="Aggregates the OMS sent stock for that feed no website")
+
+
+class StockResetResult(BaseModel):
+    skus: int
+    aggregates: list[str]
+    messages: int = Field(description="Stock messages queued in the inbox (pages of up to 5,000 SKUs)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,12 @@ class Settings(BaseSettings):
     oms_send_mode: Literal["single", "rpc-batch"] = "single"
     oms_rpc_batch_size: int = Field(default=100, ge=1, le=5000)
     oms_register_at_startup: bool = True
+    oms_timezone: str = "UTC"  # zone of OMS timestamps that carry none (the PHP peer's `created_on`)
+
+    # --- inventory ------------------------------------------------------------------------------------------
+    # Which websites (sales channels) each OMS stock aggregate feeds. Seeds the operator-editable mapping
+    # (GET/PUT /stock/aggregates) for aggregates it does not know yet; after that the database is the truth.
+    oms_aggregate_websites: dict[str, list[str]] = {}
 
     # --- who may call us ----------------------------------------------------------------------------------
     operator_token: SecretStr | None = None
@@ -75,6 +82,20 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
         return value
+
+    @field_validator("oms_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
+        return value
+
+    @field_validator("oms_aggregate_websites")
+    @classmethod
+    def _websites_fed_once(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return validate_aggregate_websites(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -104,6 +125,33 @@ class Settings(BaseSettings):
     @property
     def retry_window_s(self) -> float:
         return self.oms_retry_window_hours * 3600.0
+
+    @property
+    def oms_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.oms_timezone)
+
+
+def validate_aggregate_websites(mapping: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Clean an aggregate → websites mapping: codes stripped and non-empty, and each website fed by one aggregate
+    only (a website shows one stock, as in Adobe Commerce where a website is assigned to exactly one stock)."""
+    cleaned: dict[str, list[str]] = {}
+    fed_by: dict[str, str] = {}
+    for raw_aggregate, websites in mapping.items():
+        aggregate = raw_aggregate.strip()
+        if not aggregate:
+            raise ValueError("an aggregate id must not be empty")
+        codes: list[str] = []
+        for raw_code in websites:
+            code = raw_code.strip()
+            if not code:
+                raise ValueError(f"aggregate {aggregate!r}: a website code must not be empty")
+            if code in fed_by and fed_by[code] != aggregate:
+                raise ValueError(f"website {code!r} is fed by both {fed_by[code]!r} and {aggregate!r}")
+            fed_by[code] = aggregate
+            if code not in codes:
+                codes.append(code)
+        cleaned[aggregate] = codes
+    return cleaned
 
 
 def load_settings(**overrides: Any) -> tuple[Settings, list[str]]:

@@ -19,3 +19,15 @@ OMS_TO_CONNECTOR = frozenset(
         "magento.logistics.warehouse_management.request_shipment",
     }
 )
+
+
+def lane_for(method: str, params: dict[str, object]) -> str:
+    """The ordering key of an inbound call: its method, except stock, which is ordered per aggregate (its
+    timestamp filter makes order across aggregates irrelevant, so they proceed in parallel)."""
+    from app.protocol.stock import STOCK_UPDATED, lane_key
+
+    if method == STOCK_UPDATED:
+        key = lane_key(params)
+        if key is not None:
+            return f"{method}/{key}"
+    return method

@@ -24,7 +24,7 @@ from app.db import Database, is_connection_error
 from app.errors import ConnectorError, MethodNotFound, RequestError, StorageUnavailable
 from app.models import Direction, Status
 from app.protocol.jsonrpc import RpcRequest, parse_request
-from app.protocol.methods import OMS_TO_CONNECTOR
+from app.protocol.methods import OMS_TO_CONNECTOR, lane_for
 from app.protocol.references import extract_references
 from app.workers.outbox import NewMessage, insert_parameters
 from app.workers.queries import INSERT_MESSAGES, positional
@@ -165,7 +165,7 @@ class OmsInbox:
             channel=CHANNEL_OMS,
             topic=request.method,
             external_id=request.message_id,
-            lane=request.method,
+            lane=lane_for(request.method, request.params),
             document=body.decode("utf-8"),
             headers=journal_headers(headers),
             refs=extract_references(request.params),

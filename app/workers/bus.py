@@ -114,6 +114,7 @@ class Bus:
                     channel=row.channel,
                     payload=row.payload,
                     attempts=row.attempts,
+                    received_at=row.created_at,
                 )
                 handler = self.registry.get(message.topic)
                 assert handler is not None  # the claim only picks topics with a handler

@@ -54,7 +54,8 @@ INSERT_MESSAGES = text(
 CLAIM_INBOUND = text(
     f"""
     WITH RECURSIVE {_LANE_HEADS}
-    SELECT m.id, m.topic, m.external_id, m.lane, m.payload, m.attempts, m.first_attempt_at, m.channel
+    SELECT m.id, m.topic, m.external_id, m.lane, m.payload, m.attempts, m.first_attempt_at, m.channel,
+           m.created_at
       FROM message m
      WHERE m.id = ANY(ARRAY(SELECT id FROM heads))
        AND m.status IN ('queued', 'retrying') AND m.next_attempt_at <= :now AND m.topic = ANY(:topics)
@@ -139,6 +140,28 @@ DISCARD_MESSAGE = text(
            last_error = COALESCE(:reason, last_error)
      WHERE id = :id AND status IN ('queued', 'retrying', 'failed', 'dead')
     RETURNING id
+    """
+)
+
+# Stock: apply one message's rows with the timestamp filter (ARCHITECTURE §5), in one statement. A SKU's row is
+# written only if the message is not older than the message that last set it (equal ⇒ applied again: idempotent).
+# Rows arrive sorted by SKU so concurrent writers lock them in the same order (no deadlock). Returns how many
+# rows were written; the others were stale.
+APPLY_STOCK = text(
+    """
+    WITH written AS (
+        INSERT INTO stock (sku, aggregate_id, quantity, unlimited, source_ts, message_id, updated_at)
+        SELECT t.sku, :aggregate_id, t.quantity, t.unlimited, :source_ts, :message_id, :now
+          FROM unnest(CAST(:skus AS text[]), CAST(:quantities AS numeric[]), CAST(:unlimited AS boolean[]))
+               AS t(sku, quantity, unlimited)
+         ORDER BY t.sku
+        ON CONFLICT (sku, aggregate_id) DO UPDATE
+           SET quantity = excluded.quantity, unlimited = excluded.unlimited, source_ts = excluded.source_ts,
+               message_id = excluded.message_id, updated_at = excluded.updated_at
+         WHERE stock.source_ts <= excluded.source_ts
+        RETURNING 1
+    )
+    SELECT count(*) FROM written
     """
 )
 

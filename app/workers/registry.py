@@ -25,6 +25,7 @@ class InboundMessage:
     channel: str
     payload: dict[str, Any]
     attempts: int  # attempts made before this one
+    received_at: datetime  # when it was stored in the inbox
 
 
 @dataclass
@@ -64,7 +65,10 @@ class HandlerRegistry:
 def build_registry(settings: Settings, plugins: Iterable[str] = ()) -> HandlerRegistry:
     """The handlers of this release, plus those added by HANDLER_PLUGINS (``module:function`` taking the
     registry and the settings) — the seam for extensions and for tests that need a handler of their own."""
+    from app.workers.handlers import install_handlers  # the handlers import this module
+
     registry = HandlerRegistry()
+    install_handlers(registry)
     for spec in [*settings.handler_plugins, *plugins]:
         module_name, _, function_name = spec.partition(":")
         if not function_name:

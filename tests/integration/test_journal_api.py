@@ -423,7 +423,7 @@ async def test_liveness_is_anonymous(client):
 async def test_readiness_is_anonymous_and_reports_the_migration(client):
     response = await client.get("/health/ready")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "migration": "0001"}
+    assert response.json() == {"status": "ok", "database": "ok", "migration": "0002"}
 
 
 async def test_readiness_answers_503_when_the_schema_is_not_at_the_head(client, raw):
@@ -431,7 +431,7 @@ async def test_readiness_answers_503_when_the_schema_is_not_at_the_head(client, 
     response = await client.get("/health/ready")
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
-    assert response.json()["expected"] == "0001"
+    assert response.json()["expected"] == "0002"
 
 
 async def test_the_docs_and_the_openapi_document_are_anonymous(client):

@@ -36,7 +36,7 @@ async def test_the_protocol_test_vector_is_accepted_and_stored_as_sent(client, r
     assert row["status"] == "queued"
     assert row["direction"] == "in"
     assert row["topic"] == "magento.inventory.aggregate_stock_management.updated"
-    assert row["lane"] == row["topic"]
+    assert row["lane"] == row["topic"] + "/EU-WEB"  # stock is ordered per aggregate
     assert row["external_id"] == "65c8f0a1b2c3d4.51234567"
     assert json.loads(row["payload"])["snapshot"]["stock"] == [{"quantity": "7", "sku": "MUG-STONE-350"}]
     assert row["refs"] == ["MUG-STONE-350"]
