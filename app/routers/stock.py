@@ -52,7 +52,7 @@ async def get_website_stock(
         wanted = [sku.strip() for sku in skus.split(",") if sku.strip()]
         if not wanted or len(wanted) > MAX_BULK_SKUS:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY, f"skus: give 1 to {MAX_BULK_SKUS} comma-separated SKUs"
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"skus: give 1 to {MAX_BULK_SKUS} comma-separated SKUs"
             )
     return await runtime.stock.website_stock(website, skus=wanted, limit=limit, cursor=cursor)
 

@@ -126,7 +126,7 @@ class StockService:
             if not rows:
                 raise NotFound(f"the OMS has sent no stock for SKU {sku!r}")
             websites_of = await self._websites_by_aggregate(connection)
-        by_aggregate = {row.Stock.aggregate_id: row.Stock for row in rows}
+        by_aggregate = {row.aggregate_id: row for row in rows}
         aggregates = [
             AggregateStock(
                 aggregate_id=stock.aggregate_id,
@@ -182,7 +182,7 @@ class StockService:
                 if cursor is not None:
                     query = query.where(Stock.sku > cursor)
                 query = query.order_by(Stock.sku).limit(limit + 1)
-            found = {row.Stock.sku: row.Stock for row in (await connection.execute(query)).all()}
+            found = {row.sku: row for row in (await connection.execute(query)).all()}
         next_cursor = None
         if skus is None:
             ordered = list(found)

@@ -67,3 +67,19 @@ def test_unset_tokens_are_generated_and_reported(monkeypatch):
 def test_a_bad_value_fails_with_a_message_naming_the_variable(values, named):
     with pytest.raises(ConfigurationError, match=named):
         load_settings(_env_file=None, **values)
+
+
+def test_the_oms_time_zone_defaults_to_utc_and_must_be_a_known_zone(monkeypatch):
+    assert build().oms_timezone == "UTC"
+    assert str(build(oms_timezone="Europe/Berlin").oms_zone) == "Europe/Berlin"
+    monkeypatch.setenv("OMS_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ConfigurationError, match="OMS_TIMEZONE"):
+        load_settings(_env_file=None)
+
+
+def test_aggregate_websites_are_read_as_json_and_a_website_is_fed_by_one_aggregate(monkeypatch):
+    monkeypatch.setenv("OMS_AGGREGATE_WEBSITES", '{"EU-WEB": ["base", " de "], "US-WEB": ["us"]}')
+    assert Settings(_env_file=None).oms_aggregate_websites == {"EU-WEB": ["base", "de"], "US-WEB": ["us"]}
+    monkeypatch.setenv("OMS_AGGREGATE_WEBSITES", '{"EU-WEB": ["base"], "US-WEB": ["base"]}')
+    with pytest.raises(ConfigurationError, match=r"OMS_AGGREGATE_WEBSITES.*'base' is fed by both"):
+        load_settings(_env_file=None)
