@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve worker migrate test lint fmt bench clean
+.PHONY: install serve worker migrate test lint fmt bench bench-stock clean
 
 install: $(STAMP)
 
@@ -35,8 +35,12 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install
+bench: install        ## ingest/drain and stock benchmarks (bench/README.md)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/stock.py
+
+bench-stock: install  ## the stock benchmark alone
+	$(BIN)/python bench/stock.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -12,6 +12,7 @@ is the hottest path of stock updates (bench/stock.py); the error messages name `
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -23,7 +24,11 @@ from app.protocol.timestamps import InvalidTimestamp, parse_oms_timestamp
 STOCK_UPDATED = "magento.inventory.aggregate_stock_management.updated"
 MAX_SKU_CHARS = 200
 MAX_QUANTITY = Decimal("1e15")  # numeric(20, 4) holds 16 integer digits
+MAX_WHOLE_QUANTITY = 10**15
 QUANTITY_STEP = Decimal("0.0001")
+# What the fast path takes as is: SKUs without surrounding blanks or NUL, quantities as plain decimal text.
+_PLAIN_SKU = re.compile(r"[^\s\x00](?:[^\x00]*[^\s\x00])?")
+_PLAIN_QUANTITY = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,4})?")  # ASCII digits: what numeric takes
 _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no", ""})
 
@@ -47,7 +52,7 @@ class StockSnapshot:
     created_on: datetime  # aware; the message's own time, or when we received it (created_on_given False)
     created_on_given: bool
     skus: list[str]
-    quantities: list[Decimal]
+    quantities: list[str]  # validated decimal text (≥ 0, ≤ 4 places); PostgreSQL casts it to numeric
     unlimited: list[bool]
     repeated_skus: int  # rows whose SKU came again later in the same message (the later row wins)
 
@@ -91,19 +96,26 @@ def parse_snapshot(params: dict[str, Any], *, zone: tzinfo, received_at: datetim
         except InvalidTimestamp as exc:
             raise InvalidSnapshot(f"snapshot.created_on: {exc}") from None
 
-    rows: dict[str, tuple[Decimal, bool]] = {}
+    rows: dict[str, tuple[str, bool]] = {}
     for position, entry in enumerate(stock):
-        where = f"snapshot.stock[{position}]"
-        if not isinstance(entry, dict):
-            raise InvalidSnapshot(f"{where}: must be an object")
-        sku = _text(entry.get("sku"), f"{where}.sku", MAX_SKU_CHARS)
-        unlimited = _flag(entry.get("unlimited"), f"{where}.unlimited")
-        raw_quantity = entry.get("quantity")
-        if raw_quantity is None and unlimited:
-            quantity = Decimal(0)  # an unlimited SKU needs no quantity
-        else:
-            quantity = _quantity(raw_quantity, f"{where}.quantity")
-        rows[sku] = (quantity, unlimited)  # a repeated SKU: the later row wins
+        # Fast path for the usual row (text SKU, plain quantity, boolean or absent flag); anything else goes
+        # through the checks below, which name the field.
+        if type(entry) is dict:
+            sku, quantity, unlimited = entry.get("sku"), entry.get("quantity"), entry.get("unlimited", False)
+            if (
+                type(sku) is str
+                and 0 < len(sku) <= MAX_SKU_CHARS
+                and _PLAIN_SKU.fullmatch(sku)
+                and (unlimited is False or unlimited is True)
+            ):
+                if type(quantity) is str and _PLAIN_QUANTITY.fullmatch(quantity):
+                    rows[sku] = (quantity, unlimited)  # a repeated SKU: the later row wins
+                    continue
+                if type(quantity) is int and 0 <= quantity < MAX_WHOLE_QUANTITY:
+                    rows[sku] = (str(quantity), unlimited)
+                    continue
+        sku, quantity, unlimited = _checked_row(entry, f"snapshot.stock[{position}]")
+        rows[sku] = (quantity, unlimited)
     skus = sorted(rows)
     return StockSnapshot(
         aggregate_id=aggregate_id,
@@ -115,6 +127,17 @@ def parse_snapshot(params: dict[str, Any], *, zone: tzinfo, received_at: datetim
         unlimited=[rows[sku][1] for sku in skus],
         repeated_skus=len(stock) - len(rows),
     )
+
+
+def _checked_row(entry: Any, where: str) -> tuple[str, str, bool]:
+    if not isinstance(entry, dict):
+        raise InvalidSnapshot(f"{where}: must be an object")
+    sku = _text(entry.get("sku"), f"{where}.sku", MAX_SKU_CHARS)
+    unlimited = _flag(entry.get("unlimited"), f"{where}.unlimited")
+    raw_quantity = entry.get("quantity")
+    if raw_quantity is None and unlimited:
+        return sku, "0", unlimited  # an unlimited SKU needs no quantity
+    return sku, format(_quantity(raw_quantity, f"{where}.quantity"), "f"), unlimited
 
 
 def _text(value: Any, field: str, max_chars: int) -> str:

@@ -152,7 +152,8 @@ APPLY_STOCK = text(
     WITH written AS (
         INSERT INTO stock (sku, aggregate_id, quantity, unlimited, source_ts, message_id, updated_at)
         SELECT t.sku, :aggregate_id, t.quantity, t.unlimited, :source_ts, :message_id, :now
-          FROM unnest(CAST(:skus AS text[]), CAST(:quantities AS numeric[]), CAST(:unlimited AS boolean[]))
+          FROM unnest(CAST(:skus AS text[]), CAST(CAST(:quantities AS text[]) AS numeric[]),
+                      CAST(:unlimited AS boolean[]))
                AS t(sku, quantity, unlimited)
          ORDER BY t.sku
         ON CONFLICT (sku, aggregate_id) DO UPDATE

@@ -8,9 +8,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.protocol.methods import lane_for
-from app.protocol.stock import STOCK_UPDATED, EmptySnapshot, InvalidSnapshot, StockMode, parse_snapshot
+from app.protocol.stock import (
+    STOCK_UPDATED,
+    EmptySnapshot,
+    InvalidSnapshot,
+    StockMode,
+    _checked_row,
+    parse_snapshot,
+)
 from app.protocol.timestamps import InvalidTimestamp, parse_oms_timestamp
 
 RECEIVED = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -34,19 +43,19 @@ def test_the_php_peers_message_is_read_with_string_quantities_and_no_unlimited_f
     assert result.created_on == datetime(2025, 2, 11, 9, 30, tzinfo=UTC)
     assert result.created_on_given is True
     assert result.skus == ["MUG-STONE-350", "TEE"]
-    assert result.quantities == [Decimal(7), Decimal("2.5")]
+    assert result.quantities == ["7", "2.5"]  # validated decimal text, cast to numeric by PostgreSQL
     assert result.unlimited == [False, False]
 
 
 def test_rows_come_out_sorted_by_sku_so_concurrent_writers_lock_in_one_order():
     result = parse(snapshot({"sku": "C", "quantity": 1}, {"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 3}))
     assert result.skus == ["A", "B", "C"]
-    assert result.quantities == [Decimal(2), Decimal(3), Decimal(1)]
+    assert result.quantities == ["2", "3", "1"]
 
 
 def test_a_repeated_sku_keeps_its_last_row_and_is_counted():
     result = parse(snapshot({"sku": "A", "quantity": 1}, {"sku": "A", "quantity": 9}))
-    assert (result.skus, result.quantities, result.repeated_skus) == (["A"], [Decimal(9)], 1)
+    assert (result.skus, result.quantities, result.repeated_skus) == (["A"], ["9"], 1)
 
 
 @pytest.mark.parametrize("mode", ["FULL", "DELTA", "NONZERO", "full", " Delta "])
@@ -61,9 +70,20 @@ def test_the_unlimited_flag_is_read_from_booleans_numbers_and_words(value, expec
     assert parse(snapshot({"sku": "A", "quantity": 1, "unlimited": value})).unlimited == [expected]
 
 
+@pytest.mark.parametrize(
+    ("value", "text"), [("7", "7"), (7, "7"), (7.5, "7.5"), (" 8 ", "8"), ("2.50", "2.50"), ("1e2", "100"), ("٣", "3")]
+)
+def test_quantities_in_any_numeric_shape_become_plain_decimal_text(value, text):
+    assert parse(snapshot({"sku": "A", "quantity": value})).quantities == [text]
+
+
+def test_skus_are_stripped_of_surrounding_blanks():
+    assert parse(snapshot({"sku": " A ", "quantity": 1}, {"sku": 42, "quantity": 1})).skus == ["42", "A"]
+
+
 def test_an_unlimited_sku_needs_no_quantity():
     result = parse(snapshot({"sku": "A", "unlimited": True}))
-    assert (result.quantities, result.unlimited) == ([Decimal(0)], [True])
+    assert (result.quantities, result.unlimited) == (["0"], [True])
 
 
 @pytest.mark.parametrize(
@@ -145,3 +165,27 @@ def test_stock_messages_are_ordered_per_aggregate_and_other_methods_per_method()
     assert lane_for(STOCK_UPDATED, snapshot(aggregate_id="EU-WEB")) == f"{STOCK_UPDATED}/EU-WEB"
     assert lane_for(STOCK_UPDATED, {"Snapshot": {}}) == STOCK_UPDATED
     assert lane_for("magento.sales.order_management.updated", {}) == "magento.sales.order_management.updated"
+
+
+@given(
+    st.one_of(
+        st.integers(min_value=-10, max_value=10**16),
+        st.text(alphabet="0123456789.-+eE ", max_size=22),
+        st.from_regex(r"[0-9]{1,16}(\.[0-9]{1,5})?", fullmatch=True),
+        st.floats(allow_nan=True, allow_infinity=True),
+    )
+)
+def test_the_fast_path_and_the_checked_path_agree_on_every_quantity(value):
+    """Usual rows skip the per-field checks: whatever a row holds, both paths accept the same quantities, as the
+    same number, and refuse the same ones."""
+    try:
+        fast: str | None = parse(snapshot({"sku": "A", "quantity": value})).quantities[0]
+    except InvalidSnapshot:
+        fast = None
+    try:
+        checked: str | None = _checked_row({"sku": "A", "quantity": value, "unlimited": "false"}, "row")[1]
+    except InvalidSnapshot:
+        checked = None
+    assert (fast is None) == (checked is None)
+    if fast is not None and checked is not None:
+        assert Decimal(fast) == Decimal(checked)
