@@ -101,7 +101,13 @@ class Bus:
                 row = (
                     await connection.execute(
                         queries.CLAIM_INBOUND,
-                        {"direction": Direction.IN.value, "now": self.clock.now(), "topics": topics},
+                        {
+                            "direction": Direction.IN.value,
+                            "now": self.clock.now(),
+                            "topics": topics,
+                            "topics_leaving_large_payloads": self.registry.topics_leaving_large_payloads,
+                            "large_payload_bytes": queries.LARGE_PAYLOAD_BYTES,
+                        },
                     )
                 ).first()
                 if row is None:

@@ -14,6 +14,7 @@ import re
 from sqlalchemy import TextClause, text
 
 _PENDING = "('queued', 'processing', 'retrying')"
+LARGE_PAYLOAD_BYTES = 16 * 1024  # stored (compressed) size over which a claim may leave the payload in the database
 
 _LANE_HEADS = f"""
     heads AS (
@@ -54,8 +55,9 @@ INSERT_MESSAGES = text(
 CLAIM_INBOUND = text(
     f"""
     WITH RECURSIVE {_LANE_HEADS}
-    SELECT m.id, m.topic, m.external_id, m.lane, m.payload, m.attempts, m.first_attempt_at, m.channel,
-           m.created_at
+    SELECT m.id, m.topic, m.external_id, m.lane, m.attempts, m.first_attempt_at, m.channel, m.created_at,
+           CASE WHEN m.topic = ANY(CAST(:topics_leaving_large_payloads AS text[]))
+                 AND pg_column_size(m.payload) > :large_payload_bytes THEN NULL ELSE m.payload END AS payload
       FROM message m
      WHERE m.id = ANY(ARRAY(SELECT id FROM heads))
        AND m.status IN ('queued', 'retrying') AND m.next_attempt_at <= :now AND m.topic = ANY(:topics)
@@ -163,6 +165,62 @@ APPLY_STOCK = text(
         RETURNING 1
     )
     SELECT count(*) FROM written
+    """
+)
+
+# Stock, in PostgreSQL: the snapshot's fields but its rows (NULL when it has no object snapshot with a stock list).
+STOCK_HEADER = text(
+    """
+    SELECT CASE WHEN jsonb_typeof(payload->'snapshot') = 'object'
+                 AND jsonb_typeof(payload->'snapshot'->'stock') = 'array'
+                THEN (payload->'snapshot') - 'stock' END AS header
+      FROM message WHERE id = :message_id
+    """
+)
+
+# A message's whole payload, for a handler that was claimed without it and needs it after all.
+MESSAGE_PAYLOAD = text("SELECT payload FROM message WHERE id = :message_id")
+
+# Stock, in PostgreSQL: APPLY_STOCK reading the rows straight from the stored message, so a FULL page never travels
+# to Python and back. Only if every row is *plain* — what app/protocol/stock.py takes as is: an object, a text SKU of
+# 1-200 characters starting and ending with a printable ASCII character, a quantity of up to 15 digits and 4
+# decimals (text or number), `unlimited` absent or boolean. Otherwise nothing is written and the position of the
+# first other row comes back: the handler then reads the message in Python, which names any bad field. A repeated
+# SKU: the last row wins.
+APPLY_STOCK_FROM_MESSAGE = text(
+    r"""
+    WITH rows AS MATERIALIZED (
+        SELECT e.ord, e.r->>'sku' AS sku, e.r->>'quantity' AS quantity,
+               COALESCE(e.r->'unlimited' = 'true'::jsonb, false) AS unlimited,
+               COALESCE(jsonb_typeof(e.r) = 'object'
+                        AND jsonb_typeof(e.r->'sku') = 'string'
+                        AND length(e.r->>'sku') <= 200
+                        AND (e.r->>'sku') ~ '^[!-~](.*[!-~])?$'
+                        AND jsonb_typeof(e.r->'quantity') IN ('string', 'number')
+                        AND (e.r->>'quantity') ~ '^[0-9]{1,15}(\.[0-9]{1,4})?$'
+                        AND COALESCE(jsonb_typeof(e.r->'unlimited'), 'boolean') = 'boolean', false) AS plain
+          FROM message m, jsonb_array_elements(m.payload->'snapshot'->'stock') WITH ORDINALITY AS e(r, ord)
+         WHERE m.id = :message_id
+    ),
+    irregular AS (SELECT min(ord) - 1 AS position FROM rows WHERE NOT plain),
+    latest AS (
+        SELECT DISTINCT ON (sku) sku, quantity, unlimited FROM rows
+         WHERE (SELECT position FROM irregular) IS NULL
+         ORDER BY sku, ord DESC
+    ),
+    written AS (
+        INSERT INTO stock (sku, aggregate_id, quantity, unlimited, source_ts, message_id, updated_at)
+        SELECT sku, :aggregate_id, CAST(quantity AS numeric), unlimited, :source_ts, :message_id, :now
+          FROM latest
+         ORDER BY sku
+        ON CONFLICT (sku, aggregate_id) DO UPDATE
+           SET quantity = excluded.quantity, unlimited = excluded.unlimited, source_ts = excluded.source_ts,
+               message_id = excluded.message_id, updated_at = excluded.updated_at
+         WHERE stock.source_ts <= excluded.source_ts
+        RETURNING 1
+    )
+    SELECT (SELECT position FROM irregular) AS first_irregular, (SELECT count(*) FROM rows) AS rows,
+           (SELECT count(*) FROM latest) AS skus, (SELECT count(*) FROM written) AS applied
     """
 )
 

@@ -23,7 +23,7 @@ class InboundMessage:
     external_id: str
     lane: str
     channel: str
-    payload: dict[str, Any]
+    payload: dict[str, Any] | None  # None: a large payload left in the database (register(fetch_large_payload=False))
     attempts: int  # attempts made before this one
     received_at: datetime  # when it was stored in the inbox
 
@@ -48,11 +48,21 @@ class HandlerRegistry:
     """Maps a topic (JSON-RPC method) to its one handler."""
 
     _handlers: dict[str, Handler] = field(default_factory=dict)
+    _payload_not_fetched: set[str] = field(default_factory=set)
 
-    def register(self, topic: str, handler: Handler, *, replace: bool = False) -> None:
+    def register(
+        self, topic: str, handler: Handler, *, replace: bool = False, fetch_large_payload: bool = True
+    ) -> None:
+        """``fetch_large_payload=False``: a payload over LARGE_PAYLOAD_BYTES stays in the database (``message.payload``
+        is None), for handlers that work on it inside PostgreSQL (a FULL stock page is ~300 KiB of JSON); smaller
+        ones are brought along, which costs less than a second round trip."""
         if topic in self._handlers and not replace:
             raise ValueError(f"a handler for {topic} is already registered")
         self._handlers[topic] = handler
+        if fetch_large_payload:
+            self._payload_not_fetched.discard(topic)
+        else:
+            self._payload_not_fetched.add(topic)
 
     def get(self, topic: str) -> Handler | None:
         return self._handlers.get(topic)
@@ -60,6 +70,10 @@ class HandlerRegistry:
     @property
     def topics(self) -> list[str]:
         return sorted(self._handlers)
+
+    @property
+    def topics_leaving_large_payloads(self) -> list[str]:
+        return sorted(self._payload_not_fetched)
 
 
 def build_registry(settings: Settings, plugins: Iterable[str] = ()) -> HandlerRegistry:

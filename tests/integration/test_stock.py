@@ -12,6 +12,8 @@ import asyncpg
 import httpx
 import pytest
 
+from app.workers.handlers import stock as stock_handler
+from app.workers.queries import LARGE_PAYLOAD_BYTES
 from app.workers.registry import HandlerRegistry, build_registry
 from tests.conftest import make_settings
 from tests.support.signing import COMMERCE_TOKEN, operator_headers, rpc_body, signed_headers
@@ -373,3 +375,25 @@ async def test_a_website_fed_by_two_aggregates_is_refused(client):
     response = await client.put("/stock/aggregates", json=body, headers=operator_headers())
     assert response.status_code == 422
     assert "'base' is fed by both" in response.text
+
+
+# --- where a message is read ----------------------------------------------------------------------------------------
+async def test_a_large_page_is_applied_in_postgres_and_a_small_message_in_python(client, runtime, raw, monkeypatch):
+    parsed: list[int] = []
+    original = stock_handler.parse_snapshot
+
+    def counting(params: dict[str, Any], **kwargs: Any) -> Any:
+        parsed.append(len(params["snapshot"]["stock"]))
+        return original(params, **kwargs)
+
+    monkeypatch.setattr(stock_handler, "parse_snapshot", counting)
+    large = await send(client, snapshot(page(range(4000), 3), at=T0, mode="FULL"))
+    small = await send(client, snapshot({"SKU-1": 1}, at=T0 + timedelta(minutes=1)))
+    size = await raw.fetchval("SELECT pg_column_size(payload) FROM message WHERE external_id = $1", large)
+    assert size > LARGE_PAYLOAD_BYTES  # the precondition of this test
+    await drain(runtime)
+
+    assert parsed == [0, 1]  # the large page: only its own fields went to Python; the small one: its row too
+    assert (await result(raw, large))["applied"] == 4000
+    assert (await result(raw, small))["applied"] == 1
+    assert (await stock(raw))["SKU-1"] == 1 and len(await stock(raw)) == 4000
