@@ -8,7 +8,7 @@
                20 ms). Round 1 inserts the SKUs, round 2 sends a later snapshot of the same SKUs (the UPDATE path).
                Checked afterwards: every page's journal result says applied=P, stale=0, and `stock` holds S rows
                of that snapshot with the quantities sent.
-  2. baseline  the same rows, upserted by the statement the connector runs (`APPLY_STOCK`, aimed at a scratch
+  2. baseline  the same rows, upserted by the connector's array statement (`APPLY_STOCK`, aimed at a scratch
                table `CREATE TABLE stock_scratch (LIKE stock INCLUDING ALL)`): S/P autocommitted statements on one
                plain asyncpg connection, parameters built beforehand. Round 1 into the empty table, round 2 with a
                later source_ts. The ratio connector / baseline per round is what the target (<= 1.5x) is about.

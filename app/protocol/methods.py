@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from app.protocol.stock import STOCK_UPDATED, lane_key
+
 REGISTER = "magento.service_bus.remote.register"
 UNREGISTER = "magento.service_bus.remote.unregister"
 
@@ -24,8 +26,6 @@ OMS_TO_CONNECTOR = frozenset(
 def lane_for(method: str, params: dict[str, object]) -> str:
     """The ordering key of an inbound call: its method, except stock, which is ordered per aggregate (its
     timestamp filter makes order across aggregates irrelevant, so they proceed in parallel)."""
-    from app.protocol.stock import STOCK_UPDATED, lane_key
-
     if method == STOCK_UPDATED:
         key = lane_key(params)
         if key is not None:

@@ -48,7 +48,7 @@ class HandlerRegistry:
     """Maps a topic (JSON-RPC method) to its one handler."""
 
     _handlers: dict[str, Handler] = field(default_factory=dict)
-    _payload_not_fetched: set[str] = field(default_factory=set)
+    _leaving_large_payloads: set[str] = field(default_factory=set)
 
     def register(
         self, topic: str, handler: Handler, *, replace: bool = False, fetch_large_payload: bool = True
@@ -60,9 +60,9 @@ class HandlerRegistry:
             raise ValueError(f"a handler for {topic} is already registered")
         self._handlers[topic] = handler
         if fetch_large_payload:
-            self._payload_not_fetched.discard(topic)
+            self._leaving_large_payloads.discard(topic)
         else:
-            self._payload_not_fetched.add(topic)
+            self._leaving_large_payloads.add(topic)
 
     def get(self, topic: str) -> Handler | None:
         return self._handlers.get(topic)
@@ -73,7 +73,7 @@ class HandlerRegistry:
 
     @property
     def topics_leaving_large_payloads(self) -> list[str]:
-        return sorted(self._payload_not_fetched)
+        return sorted(self._leaving_large_payloads)
 
 
 def build_registry(settings: Settings, plugins: Iterable[str] = ()) -> HandlerRegistry:
