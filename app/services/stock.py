@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -177,7 +177,7 @@ class StockService:
                 raise NotFound(f"website {website!r} is fed by no aggregate (see GET /stock/aggregates)")
             query = select(Stock).where(Stock.aggregate_id == aggregate_id)
             if skus is not None:
-                query = query.where(Stock.sku == func.any(list(skus)))
+                query = query.where(Stock.sku.in_(list(skus)))
             else:
                 if cursor is not None:
                     query = query.where(Stock.sku > cursor)
