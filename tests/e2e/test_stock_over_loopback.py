@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 
 from app.db import DatabaseUrl
+from app.workers.queries import LARGE_PAYLOAD_BYTES
 from tests.support.processes import Processes, new_call, wait_until
 from tests.support.signing import COMMERCE_TOKEN
 
@@ -107,3 +108,66 @@ async def test_two_workers_apply_interleaved_full_and_delta_traffic_and_the_api_
         assert lanes == {f"{STOCK}/{agg}" for agg in AGGREGATES}
         for process in (*workers, ingest):
             process.stop_cleanly()
+
+
+async def test_a_worker_killed_in_the_middle_of_a_stock_page_applies_none_of_it_and_the_next_applies_all(
+    tmp_path: Path, database_url: DatabaseUrl, raw: asyncpg.Connection
+):
+    skus = [f"SKU-{n:04}" for n in range(5000)]  # a FULL page: large enough to be applied inside PostgreSQL
+    await raw.execute(
+        "INSERT INTO stock (sku, aggregate_id, quantity, unlimited, source_ts, message_id, updated_at)"
+        " VALUES ('SKU-1500', 'EU-WEB', 1, false, $1, 0, now())",
+        T0 - timedelta(days=1),
+    )
+    blocker = await asyncpg.connect(database_url.libpq)
+    try:
+        with Processes(tmp_path, database_url) as procs:
+            ingest = procs.serve("ingest", workers=False)
+            doomed = procs.worker("worker-1")
+            await ingest.wait_ready()
+            await doomed.wait_for_log("workers started")
+            # Hold SKU-1500's row: the worker's upsert writes the SKUs before it, then waits mid-statement.
+            lock = blocker.transaction()
+            await lock.start()
+            await blocker.execute("SELECT 1 FROM stock WHERE sku = 'SKU-1500' FOR UPDATE")
+            _id, body, headers = new_call(
+                STOCK, call("EU-WEB", "FULL", T0, {sku: 7 + n % 89 for n, sku in enumerate(skus)})
+            )
+            async with httpx.AsyncClient(base_url=ingest.base_url, timeout=10) as http:
+                assert (await http.post("/oms/rpc", content=body, headers=headers)).status_code == 200
+            size = await raw.fetchval("SELECT pg_column_size(payload) FROM message WHERE topic = $1", STOCK)
+            assert size > LARGE_PAYLOAD_BYTES  # the page is applied inside PostgreSQL
+
+            async def waiting_on_the_row() -> bool:
+                return bool(
+                    await raw.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE wait_event_type = 'Lock' AND wait_event = 'transactionid'"
+                    )
+                )
+
+            await wait_until(waiting_on_the_row, 30, "worker-1 never reached the locked row", doomed)
+            doomed.kill()
+            await lock.rollback()  # the killed worker's backend now finds its client gone and rolls back
+
+            async def rolled_back() -> bool:
+                return not await waiting_on_the_row() and await raw.fetchval("SELECT count(*) FROM stock") == 1
+
+            await wait_until(rolled_back, 15, "the killed worker's transaction was not rolled back")
+            assert await raw.fetchval("SELECT status::text FROM message WHERE topic = $1", STOCK) == "queued"
+
+            rescuer = procs.worker("worker-2")
+
+            async def applied() -> bool:
+                return await raw.fetchval("SELECT status::text FROM message WHERE topic = $1", STOCK) == "succeeded"
+
+            await wait_until(applied, 30, "worker-2 never applied the page", rescuer)
+            row = await raw.fetchrow("SELECT attempts, result FROM message WHERE topic = $1", STOCK)
+            assert row["attempts"] == 1  # the killed attempt left no trace
+            assert (json.loads(row["result"])["applied"], json.loads(row["result"])["stale"]) == (5000, 0)
+            stock = {r["sku"]: int(r["quantity"]) for r in await raw.fetch("SELECT sku, quantity FROM stock")}
+            assert stock == {sku: 7 + n % 89 for n, sku in enumerate(skus)}
+            rescuer.stop_cleanly()
+            ingest.stop_cleanly()
+    finally:
+        await blocker.close()
