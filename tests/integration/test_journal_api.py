@@ -420,18 +420,19 @@ async def test_liveness_is_anonymous(client):
     assert response.json() == {"status": "ok"}
 
 
-async def test_readiness_is_anonymous_and_reports_the_migration(client):
+async def test_readiness_is_anonymous_and_reports_the_migration(client, runtime):
     response = await client.get("/health/ready")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "migration": "0002"}
+    assert runtime.head_revision is not None
+    assert response.json() == {"status": "ok", "database": "ok", "migration": runtime.head_revision}
 
 
-async def test_readiness_answers_503_when_the_schema_is_not_at_the_head(client, raw):
+async def test_readiness_answers_503_when_the_schema_is_not_at_the_head(client, raw, runtime):
     await raw.execute("UPDATE alembic_version SET version_num = '0000'")
     response = await client.get("/health/ready")
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
-    assert response.json()["expected"] == "0002"
+    assert response.json()["expected"] == runtime.head_revision
 
 
 async def test_the_docs_and_the_openapi_document_are_anonymous(client):
