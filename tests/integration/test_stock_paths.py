@@ -25,6 +25,8 @@ ABSENT = object()
 # What peers may send in one field, edge cases first (each drawn as often as any other).
 skus = st.sampled_from(
     [
+        ["A"],
+        {"code": "A"},
         "A",
         "sku-1/red",
         " A",
@@ -67,7 +69,7 @@ quantities = st.one_of(
     ),
     st.from_regex(r"-?[0-9]{1,16}(\.[0-9]{1,5})?", fullmatch=True),
 )
-flags = st.sampled_from([ABSENT, True, False, "true", "no", None, 1, 0, "maybe"])
+flags = st.sampled_from([ABSENT, True, False, "true", "no", None, 1, 0, "maybe", [True], {"on": True}])
 
 
 plain_rows = st.fixed_dictionaries(
@@ -165,6 +167,12 @@ async def test_plain_rows_are_applied_in_postgres_without_reading_the_payload_in
         {"sku": "A", "quantity": " 8 "},
         {"sku": "A", "quantity": 7.123456},
         {"sku": "A", "quantity": 1e20},
+        {"sku": ["A"], "quantity": "1"},
+        {"sku": {"code": "A"}, "quantity": "1"},
+        {"sku": "A", "quantity": ["7"]},
+        {"sku": "A", "quantity": "1", "unlimited": [True]},
+        {"sku": "A", "quantity": "1", "unlimited": "yes"},
+        {"sku": "A", "quantity": {"value": 1}},
         {"sku": "A", "quantity": "1", "unlimited": "true"},
         {"sku": "A", "quantity": "1", "unlimited": None},
         {"sku": "A", "unlimited": True},
