@@ -170,13 +170,12 @@ cli.add_typer(stock_cli, name="stock")
 def stock_reset() -> None:
     """Development only (APP_ENV=development), the seed's oms:stock:reset: clear stock and queue a FULL update of
     quantity 100 for every known SKU in every known aggregate, processed by the workers like an OMS message."""
+    from app.services.stock import reset_refusal
+
     settings, _ = _settings()
-    if settings.app_env != "development":
-        typer.echo(
-            "oms-connector: stock reset refused: allowed only when APP_ENV=development "
-            f"(APP_ENV is {settings.app_env}); the OMS owns stock.",
-            err=True,
-        )
+    refusal = reset_refusal(settings)
+    if refusal is not None:  # refused before anything starts (no embedded server, no migration)
+        typer.echo(f"oms-connector: {refusal}", err=True)
         raise typer.Exit(1)
     runtime = _runtime(settings)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 
 from app.runtime import Runtime
 
@@ -31,16 +32,23 @@ def _token_matches(credentials: HTTPAuthorizationCredentials | None, *expected: 
     return matched
 
 
+def _require_token(
+    credentials: HTTPAuthorizationCredentials | None, tokens: list[SecretStr | None], detail: str
+) -> None:
+    expected = [token.get_secret_value() for token in tokens if token is not None]
+    if not expected or not _token_matches(credentials, *expected):
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail=detail,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
 def require_operator(
     runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    token = runtime.settings.operator_token
-    if token is None or not _token_matches(credentials, token.get_secret_value()):
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="operator token required (Authorization: Bearer <OPERATOR_TOKEN>)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    detail = "operator token required (Authorization: Bearer <OPERATOR_TOKEN>)"
+    _require_token(credentials, [runtime.settings.operator_token], detail)
 
 
 OperatorAuth = Depends(require_operator)
@@ -49,13 +57,9 @@ OperatorAuth = Depends(require_operator)
 def require_commerce_or_operator(
     runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    tokens = [t.get_secret_value() for t in (runtime.settings.commerce_token, runtime.settings.operator_token) if t]
-    if not tokens or not _token_matches(credentials, *tokens):
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="commerce or operator token required (Authorization: Bearer <COMMERCE_TOKEN or OPERATOR_TOKEN>)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    settings = runtime.settings
+    detail = "commerce or operator token required (Authorization: Bearer <COMMERCE_TOKEN or OPERATOR_TOKEN>)"
+    _require_token(credentials, [settings.commerce_token, settings.operator_token], detail)
 
 
 CommerceOrOperatorAuth = Depends(require_commerce_or_operator)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.dialects.postgresql import insert
@@ -49,12 +50,23 @@ class Salable:
     is_salable: bool
 
 
-def salable(quantity: Decimal | None, unlimited: bool) -> Salable:
-    """What a website fed by an aggregate can sell: unlimited ⇒ always; otherwise what the OMS said, if any."""
-    if unlimited:
+def salable(stock: Any | None) -> Salable:
+    """What a website fed by an aggregate can sell of a SKU, given its stock row (None: the OMS sent none):
+    unlimited ⇒ always; otherwise the OMS's quantity, if any."""
+    if stock is not None and stock.unlimited:
         return Salable(None, True)
-    amount = quantity if quantity is not None else Decimal(0)
+    amount = stock.quantity if stock is not None else Decimal(0)
     return Salable(amount, amount > 0)
+
+
+def reset_refusal(settings: Settings) -> str | None:
+    """Why `stock reset` may not run here, or None: the seed allows oms:stock:reset in developer mode only."""
+    if settings.app_env == "development":
+        return None
+    return (
+        "stock reset is allowed only when APP_ENV=development (the OMS owns stock; the seed allows "
+        f"oms:stock:reset in developer mode only); APP_ENV is {settings.app_env}"
+    )
 
 
 class StockService:
@@ -143,7 +155,7 @@ class StockService:
         websites: list[WebsiteStock] = []
         for aggregate_id, codes in websites_of.items():
             stock = by_aggregate.get(aggregate_id)
-            sale = salable(stock.quantity if stock else None, stock.unlimited if stock else False)
+            sale = salable(stock)
             websites.extend(
                 WebsiteStock(
                     website=code,
@@ -195,7 +207,7 @@ class StockService:
         items = []
         for sku in wanted:
             stock = found.get(sku)
-            sale = salable(stock.quantity if stock else None, stock.unlimited if stock else False)
+            sale = salable(stock)
             items.append(
                 WebsiteStockItem(
                     sku=sku,
@@ -213,11 +225,9 @@ class StockService:
     async def reset(self) -> StockResetResult:
         """The seed's oms:stock:reset: clear stock, then queue through the inbox a FULL update of quantity 100
         for every known SKU in every known aggregate. Both happen in one transaction."""
-        if self.settings.app_env != "development":
-            raise OperatorActionRefused(
-                "stock reset is allowed only when APP_ENV=development (the OMS owns stock; the seed allows "
-                f"oms:stock:reset in developer mode only); APP_ENV is {self.settings.app_env}"
-            )
+        refusal = reset_refusal(self.settings)
+        if refusal is not None:
+            raise OperatorActionRefused(refusal)
         now = self.clock.now()
         run = uuid.uuid4().hex[:12]
         async with self.db.connect() as connection:
