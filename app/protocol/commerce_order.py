@@ -1,0 +1,243 @@
+"""The Adobe Commerce order as `GET /V1/orders/{id}` returns it (magento-rest.md §2): the fields the export reads.
+
+Tolerant where stores differ (numbers as strings, ids as numbers or strings, absent optional blocks, unknown
+fields ignored); strict where money is concerned (amounts must be finite numbers, quantities whole and positive).
+Amounts are ``Decimal``: the body is parsed with ``parse_float=Decimal``, so nothing passes through a float.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+    return value
+
+
+def _check_finite(value: Decimal | None) -> Decimal | None:
+    if value is not None and not value.is_finite():
+        raise ValueError("must be a finite number")
+    return value
+
+
+Amount = Annotated[Decimal | None, BeforeValidator(_finite)]
+
+
+def _as_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a string or a number")
+    if isinstance(value, int | Decimal):
+        return str(value)
+    return value
+
+
+Identifier = Annotated[str, BeforeValidator(_as_text), Field(min_length=1, max_length=64)]
+
+
+def _truthy(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes"}
+    return value
+
+
+Flag = Annotated[bool | None, BeforeValidator(_truthy)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite_amounts(cls, value: Any) -> Any:
+        return _check_finite(value) if isinstance(value, Decimal) else value
+
+
+class CommerceAddress(_Model):
+    entity_id: Identifier | None = None
+    address_type: str | None = None
+    firstname: str | None = None
+    lastname: str | None = None
+    company: str | None = None
+    street: list[str] = []
+    city: str | None = None
+    region: str | None = None
+    region_code: str | None = None
+    postcode: str | None = None
+    country_id: str | None = Field(default=None, max_length=2)
+    telephone: str | None = None
+    email: str | None = None
+
+    @field_validator("street", mode="before")
+    @classmethod
+    def _street_lines(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.splitlines() or [value]
+        return [] if value is None else value
+
+
+class CommercePayment(_Model):
+    entity_id: Identifier | None = None
+    method: str = Field(min_length=1)
+    cc_type: str | None = None
+    last_trans_id: str | None = None
+    amount_ordered: Amount = None
+
+
+class ShippingBlock(_Model):
+    method: str | None = None
+    address: CommerceAddress | None = None
+
+
+class ShippingAssignment(_Model):
+    shipping: ShippingBlock | None = None
+
+
+class GiftCardAccount(_Model):
+    id: Identifier | None = None
+    code: str = Field(min_length=1)
+    amount: Amount = None
+
+
+class OrderExtension(_Model):
+    shipping_assignments: list[ShippingAssignment] = []
+    gift_cards: list[GiftCardAccount] = []
+    gift_cards_amount: Amount = None
+    customer_balance_amount: Amount = None
+
+
+class CommerceItem(_Model):
+    item_id: Identifier
+    parent_item_id: Identifier | None = None
+    product_type: str = Field(default="simple", min_length=1)
+    sku: str = Field(min_length=1)
+    name: str | None = None
+    is_virtual: Flag = None
+    qty_ordered: Amount = Field(default=None)
+    qty_backordered: Amount = None
+    price: Amount = None
+    original_price: Amount = None
+    price_incl_tax: Amount = None
+    row_total: Amount = None
+    row_total_incl_tax: Amount = None
+    discount_amount: Amount = None
+    discount_percent: Amount = None
+    tax_amount: Amount = None
+    tax_percent: Amount = None
+    discount_tax_compensation_amount: Amount = None
+
+    @field_validator("qty_ordered")
+    @classmethod
+    def _whole_units(cls, value: Decimal | None) -> Decimal:
+        if value is None:
+            raise ValueError("is required")
+        if value <= 0 or value != value.to_integral_value():
+            raise ValueError(f"must be a whole number of units above 0 (the OMS has one line per unit), got {value}")
+        return value
+
+    @field_validator("qty_backordered")
+    @classmethod
+    def _whole_backordered(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and (value < 0 or value != value.to_integral_value()):
+            raise ValueError(f"must be a whole number of units, got {value}")
+        return value
+
+    @property
+    def units(self) -> int:
+        assert self.qty_ordered is not None
+        return int(self.qty_ordered)
+
+
+class CommerceOrder(_Model):
+    entity_id: Identifier | None = None
+    increment_id: Identifier
+    status: str = Field(min_length=1)
+    state: str | None = None
+    store_id: Identifier | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+    remote_ip: str | None = None
+    customer_id: Identifier | None = None
+    customer_is_guest: Flag = None
+    customer_email: str | None = None
+    customer_firstname: str | None = None
+    customer_lastname: str | None = None
+    order_currency_code: str = Field(min_length=3, max_length=3)
+    grand_total: Amount
+    shipping_amount: Amount = None
+    shipping_incl_tax: Amount = None
+    shipping_tax_amount: Amount = None
+    shipping_discount_amount: Amount = None
+    shipping_discount_tax_compensation_amount: Amount = None
+    shipping_description: str | None = None
+    discount_description: str | None = None
+    coupon_code: str | None = None
+    billing_address: CommerceAddress | None = None
+    payment: CommercePayment | None = None
+    items: list[CommerceItem] = Field(min_length=1)
+    extension_attributes: OrderExtension = OrderExtension()
+    # Raw I/O event payloads (magento-rest.md §2) may carry these as top-level columns.
+    gift_cards_amount: Amount = None
+    customer_balance_amount: Amount = None
+
+    @field_validator("grand_total")
+    @classmethod
+    def _required_amount(cls, value: Decimal | None) -> Decimal:
+        if value is None:
+            raise ValueError("is required")
+        return value
+
+    @field_validator("extension_attributes", mode="before")
+    @classmethod
+    def _absent_extension(cls, value: Any) -> Any:
+        return {} if value is None or value == [] else value
+
+    @property
+    def gift_card_total(self) -> Decimal:
+        return abs(self.extension_attributes.gift_cards_amount or self.gift_cards_amount or Decimal(0))
+
+    @property
+    def store_credit_total(self) -> Decimal:
+        return abs(self.extension_attributes.customer_balance_amount or self.customer_balance_amount or Decimal(0))
+
+
+def unwrap_order_document(document: Any) -> Any:
+    """The order itself, also when it comes wrapped as an Adobe I/O event (``{"data": {"value": {…}}}``)."""
+    if isinstance(document, dict) and "increment_id" not in document:
+        data = document.get("data")
+        if isinstance(data, dict) and isinstance(data.get("value"), dict):
+            return data["value"]
+    return document
+
+
+def parse_order_body(body: bytes) -> tuple[dict[str, Any], CommerceOrder]:
+    """The order document (unwrapped) and its validated model. Raises ValueError (not JSON / not an object) or
+    pydantic's ValidationError (a field is unusable)."""
+    try:
+        document = json.loads(body, parse_float=Decimal)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"the body is not JSON: {exc}") from exc
+    document = unwrap_order_document(document)
+    if not isinstance(document, dict):
+        raise ValueError("the body must be an Adobe Commerce order object (or an I/O event with data.value)")
+    return document, CommerceOrder.model_validate(document)
+
+
+def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """One ``{field, message}`` per problem, the field written as in the order (``items[2].qty_ordered``)."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        field = ""
+        for part in error["loc"]:
+            field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+        problems.append({"field": field or "(order)", "message": error["msg"]})
+    return problems
