@@ -1,4 +1,4 @@
-"""The `oms-connector` command: serve, worker, migrate, register, unregister, stock reset."""
+"""The `oms-connector` command: serve, worker, migrate, register, unregister, stock reset, orders sync."""
 
 from __future__ import annotations
 
@@ -46,6 +46,9 @@ def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
 
     try:
         return Runtime.build(settings)
+    except ConfigurationError as exc:  # e.g. a line-attribute plugin that cannot be loaded
+        typer.echo(f"oms-connector: {exc}", err=True)
+        raise typer.Exit(2) from exc
     except ValueError as exc:  # e.g. a DATABASE_URL that is not postgresql://
         typer.echo(f"oms-connector: invalid configuration: DATABASE_URL: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -196,6 +199,38 @@ def stock_reset() -> None:
         f"stock reset: cleared {result.skus} SKUs; queued {result.messages} stock messages of quantity 100 "
         f"for aggregates {', '.join(result.aggregates) or '(none)'} — the workers apply them"
     )
+
+
+orders_cli = typer.Typer(help="Orders exported to the OMS.", no_args_is_help=True)
+cli.add_typer(orders_cli, name="orders")
+
+
+@orders_cli.command("sync")
+def orders_sync(
+    limit: Annotated[
+        int | None, typer.Argument(min=1, help="At most this many orders, oldest first (default: all)")
+    ] = None,
+) -> None:
+    """The seed's oms:orders:sync [N]: queue again the orders not exported (exportable status but no export;
+    export failed, discarded or dead), oldest first; the workers deliver them."""
+    settings, _ = _settings()
+    runtime = _runtime(settings)
+
+    async def run() -> Any:
+        try:
+            if settings.run_migrations:
+                await runtime.migrate()
+            return await runtime.orders.sync(limit)
+        finally:
+            await runtime.db.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except ConnectorError as exc:
+        typer.echo(f"oms-connector: orders sync failed: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    numbers = ", ".join(result.increment_ids[:20]) + (" …" if result.queued > 20 else "")
+    typer.echo(f"orders sync: queued {result.queued} orders for export" + (f": {numbers}" if numbers else ""))
 
 
 def main() -> None:

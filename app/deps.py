@@ -63,3 +63,13 @@ def require_commerce_or_operator(
 
 
 CommerceOrOperatorAuth = Depends(require_commerce_or_operator)
+
+
+def require_commerce(
+    runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    detail = "commerce token required (Authorization: Bearer <COMMERCE_TOKEN>)"
+    _require_token(credentials, [runtime.settings.commerce_token], detail)
+
+
+CommerceAuth = Depends(require_commerce)

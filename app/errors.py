@@ -6,7 +6,8 @@
     │   ├── PayloadTooLarge             body over OMS_MAX_BODY_BYTES
     │   ├── ParseError                  body empty or not JSON            (JSON-RPC -32700)
     │   ├── InvalidRequest              not a JSON-RPC request object     (JSON-RPC -32600)
-    │   └── MethodNotFound              a method we do not know           (JSON-RPC -32601)
+    │   ├── MethodNotFound              a method we do not know           (JSON-RPC -32601)
+    │   └── OrderRejected               an order that cannot be exported as it is (422, names each field)
     ├── IntegrationDisabled             an operator disabled the integration (retryable: try later)
     ├── StorageUnavailable              PostgreSQL cannot be reached right now (retryable)
     ├── HandlerError                    a topic handler failed
@@ -17,6 +18,7 @@
     │   └── PeerRejected                4xx or a JSON-RPC error: the peer said no (not retryable)
     ├── OperatorActionRefused           e.g. retrying a message that succeeded
     ├── NotConfigured                   the action needs a setting that is not set
+    ├── PluginFailed                    an installed extension (line-attribute plugin) failed (500)
     └── NotFound                        no such message
 
 Library errors (asyncpg, httpx, authlib) are translated at the boundary with ``raise ... from exc``.
@@ -78,6 +80,16 @@ class MethodNotFound(RequestError):
     jsonrpc_code = -32601
 
 
+class OrderRejected(RequestError):
+    """The order cannot be exported as it is; ``errors`` names each field at fault."""
+
+    http_status = 422
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{error['field']}: {error['message']}" for error in errors))
+        self.errors = errors
+
+
 class IntegrationDisabled(ConnectorError):
     """The integration is disabled by an operator; nothing is accepted or sent until it is enabled."""
 
@@ -136,6 +148,12 @@ class NotConfigured(ConnectorError):
     """A setting this action needs is not configured."""
 
     http_status = 409
+
+
+class PluginFailed(ConnectorError):
+    """An installed extension failed; nothing was stored. Fix or remove the plugin, then post again."""
+
+    http_status = 500
 
 
 class NotFound(ConnectorError):

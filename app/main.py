@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app import __version__
-from app.errors import ConnectorError, PeerError, StorageUnavailable
-from app.routers import health, integration, journal, oms_rpc, stock
+from app.errors import ConnectorError, OrderRejected, PeerError, StorageUnavailable
+from app.routers import catalog, health, integration, journal, oms_rpc, orders, stock
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,8 @@ Links an Adobe Commerce / Magento 2 store with an Order Management System speaki
 
 * **OMS webhook** — `POST /oms/rpc`, signed with `X-Signature` (HMAC of the raw body).
 * **Operators** — `/journal`, `/integration`, `/stock/aggregates`: `Authorization: Bearer <OPERATOR_TOKEN>`.
-* **Commerce platform or operators** — `/stock`: `Authorization: Bearer <COMMERCE_TOKEN or OPERATOR_TOKEN>`.
+* **Commerce platform** — `POST /orders` (order export): `Authorization: Bearer <COMMERCE_TOKEN>`.
+* **Commerce platform or operators** — `/stock`, `GET /orders`: `Bearer <COMMERCE_TOKEN or OPERATOR_TOKEN>`.
 * **Anonymous** — `/health/*` and these docs only.
 """
 
@@ -44,6 +46,8 @@ def create_app(runtime: Runtime, *, start_workers: bool | None = None, register:
     app.include_router(journal.router)
     app.include_router(integration.router)
     app.include_router(stock.router)
+    app.include_router(orders.router)
+    app.include_router(catalog.router)
     app.include_router(health.router)
 
     @app.exception_handler(ConnectorError)
@@ -52,8 +56,9 @@ def create_app(runtime: Runtime, *, start_workers: bool | None = None, register:
         if status is None:
             status = 502 if isinstance(exc, PeerError) else 400
         headers = {"Retry-After": "30"} if isinstance(exc, StorageUnavailable) else None
-        return JSONResponse(
-            {"detail": exc.message, "error": exc.__class__.__name__}, status_code=status, headers=headers
-        )
+        content: dict[str, Any] = {"detail": exc.message, "error": exc.__class__.__name__}
+        if isinstance(exc, OrderRejected):
+            content["errors"] = exc.errors
+        return JSONResponse(content, status_code=status, headers=headers)
 
     return app

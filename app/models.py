@@ -172,3 +172,42 @@ class StockAggregate(Base):
     aggregate_id: Mapped[str] = mapped_column(Text, primary_key=True)
     websites: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SalesOrder(Base):
+    """An Adobe Commerce order posted to `POST /orders`, and its export to the OMS (the seed's export column).
+
+    The export status is not stored: it is read from the export message (app/workers/queries.py,
+    ORDER_EXPORT_STATUS), so the journal and the order can never disagree. ``mcom`` is the create call's params as
+    queued (the OMS line ids in it map back to Magento items); ``export_message_ids`` every export attempt queued.
+    """
+
+    __tablename__ = "sales_order"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)  # arrival order; cursor
+    increment_id: Mapped[str] = mapped_column(Text, unique=True)  # the order number: the idempotency key
+    entity_id: Mapped[str | None] = mapped_column(Text)
+    store_id: Mapped[str | None] = mapped_column(Text)
+    commerce_status: Mapped[str] = mapped_column(Text)  # the store's status when last posted
+    commerce_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # older posts are stale
+    document: Mapped[dict[str, Any]] = mapped_column(JSONB)  # the order as last posted (unwrapped)
+    mcom: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # the create params as queued
+    export_message_id: Mapped[int | None] = mapped_column(BigInteger)  # the current export message (no FK: pruning)
+    export_message_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default=text("'{}'::bigint[]"))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the OMS's `created` arrived
+    acknowledged_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_sales_order_received_at", "received_at"),)
+
+
+class BundleSourcingRule(Base):
+    """How the OMS must source a bundle's items (ship together | simultaneously | separately), per bundle SKU; a
+    bundle without a row uses OMS_BUNDLE_SOURCING_RULE."""
+
+    __tablename__ = "bundle_sourcing_rule"
+
+    sku: Mapped[str] = mapped_column(Text, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

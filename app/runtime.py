@@ -12,9 +12,11 @@ import httpx
 from app.clients.oms import OmsClient
 from app.clock import Clock, SystemClock
 from app.db import Database, DatabaseUrl, head_revision, migrate, resolve_database_url
+from app.plugins import load_line_attribute_plugins
 from app.services.inbox import InboxWriter, OmsInbox
 from app.services.integration import IntegrationSwitch, Registrar
 from app.services.journal import Journal
+from app.services.orders import OrderService
 from app.services.stock import StockService
 from app.settings import Settings
 from app.workers.bus import Bus, Sender
@@ -38,6 +40,7 @@ class Runtime:
     registrar: Registrar
     journal: Journal
     stock: StockService
+    orders: OrderService
     client: OmsClient | None
     head_revision: str | None
     workers: WorkerPool | None = None
@@ -80,6 +83,7 @@ class Runtime:
             registrar=Registrar(db, settings, clock, client),
             journal=Journal(db, clock),
             stock=StockService(db, clock, settings),
+            orders=OrderService(db, clock, settings, bus, load_line_attribute_plugins()),
             client=client,
             head_revision=head_revision(url),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -9,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
 from app.models import Direction, Status
+from app.protocol.sourcing_rules import normalize_sourcing_rule
 from app.settings import validate_aggregate_websites
 
 
@@ -137,3 +139,89 @@ class StockResetResult(BaseModel):
     skus: int
     aggregates: list[str]
     messages: int = Field(description="Stock messages queued in the inbox (pages of up to 5,000 SKUs)")
+
+
+# --- orders ----------------------------------------------------------------------------------------------------
+class ExportStatus(enum.StrEnum):
+    """An order's export to the OMS (the seed's order-grid column)."""
+
+    HELD = "held"  # its store status is not in OMS_EXPORT_STATUSES: not exported (a later post may export it)
+    QUEUED = "queued"  # in the outbox: waiting, being sent or retrying (see export_error)
+    SENT = "sent"  # the OMS accepted the create call
+    ACKNOWLEDGED = "acknowledged"  # the OMS confirmed it (magento.sales.order_management.created)
+    FAILED = "failed"  # the OMS refused it, or an operator discarded the export (see export_error)
+    DEAD = "dead"  # the OMS could not be reached for the whole retry window
+
+
+class OrderDelivery(BaseModel):
+    """Sync mode: what happened to the inline delivery."""
+
+    delivered: bool
+    result: Any = Field(default=None, description="The OMS's JSON-RPC result when delivered")
+    error: str | None = Field(default=None, description="Why the inline delivery did not succeed")
+    fallback: str | None = Field(default=None, description='"outbox": the workers deliver it (or it waits there)')
+
+
+class OrderExportAnswer(BaseModel):
+    """The answer to POST /orders."""
+
+    increment_id: str
+    export_status: ExportStatus
+    message_id: int | None = Field(description="The outbox message of the export (journal id)")
+    exported_now: bool = Field(description="This post queued the export (false: held, or exported before)")
+    mode: str = Field(description="async | sync (OMS_ORDER_EXPORT_MODE)")
+    reason: str | None = Field(default=None, description="Why the order is held, or why its export failed")
+    delivery: OrderDelivery | None = None
+
+
+class OrderSummary(BaseModel):
+    increment_id: str
+    entity_id: str | None
+    store_id: str | None
+    commerce_status: str = Field(description="The store's status when the order was last posted")
+    export_status: ExportStatus
+    export_error: str | None = Field(description="Why the export is held, retrying or failed")
+    export_attempts: int | None
+    message_id: int | None = Field(description="The current export message (journal id)")
+    message_ids: list[int] = Field(description="Every export message queued for this order (journal ids)")
+    acknowledged_message_id: int | None = Field(description="The OMS's `created` message (journal id)")
+    received_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    acknowledged_at: datetime | None
+
+
+class OrderView(OrderSummary):
+    order: dict[str, Any] = Field(description="The order as the store last posted it")
+    mcom: dict[str, Any] | None = Field(description="The magento.sales.order_management.create params as queued")
+
+
+class OrderPage(BaseModel):
+    items: list[OrderSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class OrderSyncRequest(BaseModel):
+    limit: int | None = Field(default=None, ge=1, le=1_000_000, description="At most this many orders; omit for all")
+
+
+class OrderSyncResult(BaseModel):
+    queued: int = Field(description="How many orders were queued for export again")
+    increment_ids: list[str]
+    message_ids: list[int]
+
+
+class SourcingRuleUpdate(BaseModel):
+    rule: str = Field(description="ship together | ship simultaneously | ship separately")
+
+    @field_validator("rule")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return normalize_sourcing_rule(value)
+
+
+class SourcingRuleView(BaseModel):
+    sku: str
+    rule: str = Field(description="SHIP_TOGETHER | SHIP_SIMULTANEOUSLY | SHIP_SEPARATELY, sent on the bundle's lines")
+    source: str = Field(description='"bundle": set for this SKU; "default": OMS_BUNDLE_SOURCING_RULE')
+    updated_at: datetime | None

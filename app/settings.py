@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.protocol.sourcing_rules import SHIP_TOGETHER, normalize_sourcing_rule
+
 GENERATED_TOKEN_BYTES = 32
 
 
@@ -62,6 +64,14 @@ class Settings(BaseSettings):
     # (GET/PUT /stock/aggregates) for aggregates it does not know yet; after that the database is the truth.
     oms_aggregate_websites: dict[str, list[str]] = {}
 
+    # --- orders ----------------------------------------------------------------------------------------------
+    oms_export_statuses: list[str] = ["pending"]  # store statuses that export an order; others are held
+    oms_order_export_mode: Literal["async", "sync"] = "async"  # sync: POST /orders delivers inline (outbox fallback)
+    oms_sales_channel_id: str = Field(default="default", min_length=1, max_length=30)  # the OMS `order.store`
+    oms_store_channels: dict[str, str] = {}  # Magento store id → OMS sales channel, overriding the one above
+    oms_bundle_sourcing_rule: str = SHIP_TOGETHER  # for bundles without a rule of their own (PUT …/sourcing-rule)
+    commerce_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # POST /orders and other store calls
+
     # --- who may call us ----------------------------------------------------------------------------------
     operator_token: SecretStr | None = None
     commerce_token: SecretStr | None = None
@@ -91,6 +101,19 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from None
         return value
+
+    @field_validator("oms_export_statuses")
+    @classmethod
+    def _statuses(cls, value: list[str]) -> list[str]:
+        cleaned = [status.strip() for status in value if status.strip()]
+        if not cleaned:
+            raise ValueError('give at least one order status, e.g. ["pending"]')
+        return cleaned
+
+    @field_validator("oms_bundle_sourcing_rule")
+    @classmethod
+    def _sourcing_rule(cls, value: str) -> str:
+        return normalize_sourcing_rule(value)
 
     @field_validator("oms_aggregate_websites")
     @classmethod

@@ -8,6 +8,7 @@ Amounts are ``Decimal``: the body is parsed with ``parse_float=Decimal``, so not
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -219,17 +220,24 @@ def unwrap_order_document(document: Any) -> Any:
     return document
 
 
-def parse_order_body(body: bytes) -> tuple[dict[str, Any], CommerceOrder]:
-    """The order document (unwrapped) and its validated model. Raises ValueError (not JSON / not an object) or
-    pydantic's ValidationError (a field is unusable)."""
+@dataclass(frozen=True)
+class ParsedOrder:
+    document: dict[str, Any]  # the order as sent (amounts as Decimal), unwrapped
+    order: CommerceOrder
+    wrapped: bool  # it came as an Adobe I/O event: the order is the body's data.value
+
+
+def parse_order_body(body: bytes | str) -> ParsedOrder:
+    """Parse and validate a posted order. Raises ValueError (not JSON / not an object) or pydantic's
+    ValidationError (a field is unusable)."""
     try:
-        document = json.loads(body, parse_float=Decimal)
+        raw = json.loads(body, parse_float=Decimal)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"the body is not JSON: {exc}") from exc
-    document = unwrap_order_document(document)
+    document = unwrap_order_document(raw)
     if not isinstance(document, dict):
         raise ValueError("the body must be an Adobe Commerce order object (or an I/O event with data.value)")
-    return document, CommerceOrder.model_validate(document)
+    return ParsedOrder(document=document, order=CommerceOrder.model_validate(document), wrapped=document is not raw)
 
 
 def describe_errors(exc: ValidationError) -> list[dict[str, str]]:

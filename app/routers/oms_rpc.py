@@ -18,6 +18,7 @@ from app.errors import (
 )
 from app.protocol import signature
 from app.protocol.jsonrpc import best_effort_id, error_response, parse_request, result_response
+from app.routers.body import read_limited_body
 from app.runtime import Runtime
 
 router = APIRouter(tags=["OMS webhook"])
@@ -49,7 +50,7 @@ async def receive_oms_call(request: Request) -> JSONResponse:
     settings = runtime.settings
     body = b""
     try:
-        body = await _read_body(request, settings.oms_max_body_bytes)
+        body = await read_limited_body(request, settings.oms_max_body_bytes)
         if settings.oms_signature == "required":
             try:
                 signature.verify(body, request.headers.get(signature.SIGNATURE_HEADER), settings.signing_secrets)
@@ -67,20 +68,6 @@ async def receive_oms_call(request: Request) -> JSONResponse:
     except ConnectorError as exc:
         return _error(exc, body, runtime, request)
     return JSONResponse(result_response(rpc.id, ACCEPTED))
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _error(exc: ConnectorError, body: bytes, runtime: Runtime, request: Request) -> JSONResponse:

@@ -218,6 +218,35 @@ class Bus:
         await asyncio.shield(self.record_outbound(messages, outcomes, duration_ms))
         return len(messages)
 
+    def can_send(self, channel: str) -> bool:
+        return channel in self.senders
+
+    async def send_inline(self, message: OutboundMessage) -> Any | PeerError:
+        """Deliver one message that the caller leased (LEASE_FOR_INLINE_SEND) and record the outcome exactly as a
+        worker would: on failure it stays in the outbox (retrying or failed) under the usual rules."""
+        sender = self.senders[message.channel]
+        started = time.monotonic()
+        try:
+            outcome = (await sender.deliver([message]))[0]
+        except PeerError as exc:
+            outcome = exc
+        duration_ms = int((time.monotonic() - started) * 1000)
+        await asyncio.shield(self.record_outbound([message], [outcome], duration_ms))
+        return outcome
+
+    def leased_message(self, row: Any, lease_until: datetime) -> OutboundMessage:
+        return OutboundMessage(
+            id=row.id,
+            topic=row.topic,
+            external_id=row.external_id,
+            lane=row.lane,
+            channel=row.channel,
+            payload=row.payload,
+            attempts=row.attempts,
+            first_attempt_at=row.first_attempt_at,
+            lease_until=lease_until,
+        )
+
     async def claim_outbound(self, channel: str, *, limit: int) -> list[OutboundMessage]:
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.lease_s)
@@ -234,20 +263,7 @@ class Bus:
                     },
                 )
             ).all()
-        return [
-            OutboundMessage(
-                id=row.id,
-                topic=row.topic,
-                external_id=row.external_id,
-                lane=row.lane,
-                channel=row.channel,
-                payload=row.payload,
-                attempts=row.attempts,
-                first_attempt_at=row.first_attempt_at,
-                lease_until=lease_until,
-            )
-            for row in sorted(rows, key=lambda r: r.id)
-        ]
+        return [self.leased_message(row, lease_until) for row in sorted(rows, key=lambda r: r.id)]
 
     async def record_outbound(
         self, messages: Sequence[OutboundMessage], outcomes: Sequence[Any | PeerError], duration_ms: int

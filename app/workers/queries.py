@@ -263,3 +263,124 @@ def positional(clause: TextClause) -> tuple[str, list[str]]:
         return f"${names.index(name) + 1}"
 
     return re.sub(r"(?<![:\w]):(\w+)", number, clause.text), names
+
+
+# --- orders ----------------------------------------------------------------------------------------------------
+# An order's export status is read from its export message, so the order and the journal can never disagree:
+# held (no export message: status not exportable) · queued (waiting, being sent or retrying) · sent · acknowledged
+# (the OMS's `created` arrived; wins over everything) · failed (refused, or discarded by an operator) · dead.
+ORDER_EXPORT_STATUS = """
+    CASE WHEN o.acknowledged_at IS NOT NULL THEN 'acknowledged'
+         WHEN o.export_message_id IS NULL THEN 'held'
+         WHEN m.status IN ('queued', 'processing', 'retrying') THEN 'queued'
+         WHEN m.status = 'succeeded' THEN 'sent'
+         WHEN m.status = 'dead' THEN 'dead'
+         ELSE 'failed' END"""
+
+_ORDER_COLUMNS = f"""
+    o.id, o.increment_id, o.entity_id, o.store_id, o.commerce_status, o.received_at, o.updated_at,
+    o.export_message_id, o.export_message_ids, o.acknowledged_at, o.acknowledged_message_id,
+    m.status::text AS message_status, m.attempts AS export_attempts, m.last_error AS export_error,
+    m.finished_at AS sent_at, {ORDER_EXPORT_STATUS} AS export_status"""
+
+# One order with its export status, the stored order and the create params.
+ORDER_VIEW = text(
+    f"""
+    SELECT {_ORDER_COLUMNS}, o.document, o.mcom
+      FROM sales_order o LEFT JOIN message m ON m.id = o.export_message_id
+     WHERE o.increment_id = :increment_id
+    """
+)
+
+# A page of orders in arrival order, optionally by export status and received since a time.
+ORDER_PAGE = text(
+    f"""
+    SELECT {_ORDER_COLUMNS}
+      FROM sales_order o LEFT JOIN message m ON m.id = o.export_message_id
+     WHERE o.id > :after
+       AND (CAST(:since AS timestamptz) IS NULL OR o.received_at >= CAST(:since AS timestamptz))
+       AND (CAST(:export_status AS text) IS NULL OR {ORDER_EXPORT_STATUS} = CAST(:export_status AS text))
+     ORDER BY o.id
+     LIMIT :limit
+    """
+)
+
+# A posted order: stored if new (the caller then holds its row lock); the stored document is the order itself,
+# also when it came wrapped as an Adobe I/O event (:path '{data,value}'), taken from the raw JSON text unchanged.
+INSERT_ORDER = text(
+    """
+    INSERT INTO sales_order (increment_id, entity_id, store_id, commerce_status, commerce_updated_at, document,
+                             received_at, updated_at)
+    VALUES (:increment_id, :entity_id, :store_id, :status, :commerce_updated_at,
+            CAST(:body AS jsonb) #> CAST(:path AS text[]), :now, :now)
+    ON CONFLICT (increment_id) DO NOTHING
+    RETURNING id
+    """
+)
+
+# A posted order that was stored before: lock it, so two posts of one order decide one after the other.
+LOCK_ORDER = text(
+    """
+    SELECT id, commerce_status, commerce_updated_at, export_message_id, cardinality(export_message_ids) AS exports
+      FROM sales_order WHERE increment_id = :increment_id
+       FOR UPDATE
+    """
+)
+
+# A newer post of a stored order: keep what the store says now.
+UPDATE_ORDER = text(
+    """
+    UPDATE sales_order
+       SET entity_id = :entity_id, store_id = :store_id, commerce_status = :status,
+           commerce_updated_at = :commerce_updated_at, document = CAST(:body AS jsonb) #> CAST(:path AS text[]),
+           updated_at = :now
+     WHERE id = :id
+    """
+)
+
+# An export queued: the create params as sent and the message that carries them.
+SET_ORDER_EXPORT = text(
+    """
+    UPDATE sales_order
+       SET mcom = CAST(:mcom AS jsonb), export_message_id = :message_id,
+           export_message_ids = array_append(export_message_ids, CAST(:message_id AS bigint)), updated_at = :now
+     WHERE id = :id
+    """
+)
+
+# `orders sync`: orders whose status is exportable but that have no export, or whose export failed, was discarded
+# or died — oldest first, all or :limit (NULL: all). Locked, so two syncs never queue one order twice.
+ORDERS_TO_SYNC = text(
+    """
+    SELECT o.id, o.increment_id, o.document::text AS document_text, cardinality(o.export_message_ids) AS exports
+      FROM sales_order o LEFT JOIN message m ON m.id = o.export_message_id
+     WHERE o.acknowledged_at IS NULL
+       AND ((o.export_message_id IS NULL AND o.commerce_status = ANY(CAST(:statuses AS text[])))
+            OR m.status IN ('failed', 'dead', 'discarded'))
+     ORDER BY o.id
+     LIMIT :limit
+       FOR UPDATE OF o SKIP LOCKED
+    """
+)
+
+# The OMS's `magento.sales.order_management.created`: the order is acknowledged (the first acknowledgement counts).
+ACKNOWLEDGE_ORDER = text(
+    """
+    UPDATE sales_order
+       SET acknowledged_at = COALESCE(acknowledged_at, :now),
+           acknowledged_message_id = COALESCE(acknowledged_message_id, :message_id), updated_at = :now
+     WHERE increment_id = :increment_id
+    RETURNING acknowledged_message_id
+    """
+)
+
+# Sync export: the message just queued is leased to the request that delivers it inline, in the transaction that
+# queued it, so no worker can take it meanwhile; if that request dies, the lease expires and a worker sends it.
+LEASE_FOR_INLINE_SEND = text(
+    """
+    UPDATE message
+       SET status = 'processing', lease_until = :lease_until, attempts = 1, started_at = :now, first_attempt_at = :now
+     WHERE id = :id AND status = 'queued'
+    RETURNING id, topic, external_id, lane, payload, attempts, first_attempt_at, channel
+    """
+)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from app.workers.handlers import stock
+from app.workers.handlers import order_created, stock
 from app.workers.registry import HandlerRegistry
 
 
 def install_handlers(registry: HandlerRegistry) -> None:
     stock.install(registry)
+    order_created.install(registry)

@@ -1,0 +1,353 @@
+"""Order export: store what the store posts, decide held or export, queue the create call in the same transaction,
+deliver it inline in sync mode, show each order's export status, and queue again what was never exported.
+
+Never exported twice: every decision about one order is taken under its row lock, an order with an export message
+is not exported again by a post, and each export message has a stable id (``<app>-order-<number>-<attempt>``).
+Never lost: the order and its export message commit together; in sync mode the message is leased to the request
+that sends it, and if that request fails or dies the outbox delivers it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.clock import Clock
+from app.db import Database
+from app.errors import NotFound, OrderRejected, PeerError, PluginFailed
+from app.mappers.order_to_mcom import (
+    LineAttributePlugin,
+    LineAttributePluginFailed,
+    MappingError,
+    OrderMappingOptions,
+    order_to_mcom,
+)
+from app.models import BundleSourcingRule
+from app.protocol.commerce_order import CommerceOrder, ParsedOrder, describe_errors, parse_order_body
+from app.protocol.json_numbers import InexactNumber, jsonable
+from app.schemas import (
+    ExportStatus,
+    OrderDelivery,
+    OrderExportAnswer,
+    OrderPage,
+    OrderSummary,
+    OrderSyncResult,
+    OrderView,
+    SourcingRuleView,
+)
+from app.settings import Settings
+from app.workers import queries
+from app.workers.bus import Bus, OutboundMessage
+
+log = logging.getLogger(__name__)
+
+CREATE_ORDER = "magento.sales.order_management.create"
+OMS_CHANNEL = "oms"
+MAX_PAGE = 500
+
+
+def order_lane(increment_id: str) -> str:
+    """Outbound lane of one order: its calls (create, later cancel / return) reach the OMS in order, while
+    different orders proceed in parallel and one order the OMS keeps failing never blocks the others."""
+    return f"order/{increment_id}"
+
+
+class OrderService:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: Settings,
+        bus: Bus,
+        plugins: list[tuple[str, LineAttributePlugin]] | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+        self.bus = bus
+        self.plugins = plugins or []
+
+    # --- POST /orders ----------------------------------------------------------------------------------------
+    async def accept(self, body: bytes) -> tuple[OrderExportAnswer, int]:
+        """Store a posted order and export it if its status says so. Returns the answer and its HTTP status."""
+        parsed, text = self._parse(body)
+        order = parsed.order
+        path = ["data", "value"] if parsed.wrapped else []
+        sync = self.settings.oms_order_export_mode == "sync"
+        now = self.clock.now()
+        leased: OutboundMessage | None = None
+        exported_now = False
+        async with self.db.connect() as connection:
+            row_id, state = await self._store(connection, order, text, path, now)
+            exportable = state["status"] in self.settings.oms_export_statuses
+            if state["export_message_id"] is None and exportable:
+                params = await self._mapped(connection, order, parsed.document)
+                message_id = await self._queue_export(
+                    connection, row_id, order.increment_id, state["exports"], params, now
+                )
+                exported_now = True
+                if sync and self.bus.can_send(OMS_CHANNEL) and await self.bus.enabled():
+                    leased = await self._lease(connection, message_id, now)
+            elif state["export_message_id"] is None:
+                await self._mapped(connection, order, parsed.document)  # a held order must be exportable once released
+
+        delivery: OrderDelivery | None = None
+        if sync and exported_now:
+            delivery = await self._deliver_inline(leased)
+        view = await self.get(order.increment_id, with_documents=False)
+        answer = OrderExportAnswer(
+            increment_id=view.increment_id,
+            export_status=view.export_status,
+            message_id=view.message_id,
+            exported_now=exported_now,
+            mode="sync" if sync else "async",
+            reason=view.export_error,
+            delivery=delivery,
+        )
+        return answer, 200 if delivery is not None and delivery.delivered else 202
+
+    @staticmethod
+    def _parse(body: bytes | str) -> tuple[ParsedOrder, str]:
+        try:
+            parsed = parse_order_body(body)
+        except ValidationError as exc:
+            raise OrderRejected(describe_errors(exc)) from exc
+        except ValueError as exc:
+            raise OrderRejected([{"field": "(body)", "message": str(exc)}]) from exc
+        text = body.decode() if isinstance(body, bytes) else body
+        if "\\u0000" in text:  # valid JSON, but PostgreSQL's jsonb cannot hold it
+            raise OrderRejected([{"field": "(body)", "message": "contains a NUL character (\\u0000)"}])
+        return parsed, text
+
+    async def _store(
+        self, connection: AsyncConnection, order: CommerceOrder, text: str, path: list[str], now: datetime
+    ) -> tuple[int, dict[str, Any]]:
+        """Insert the order or lock the stored one (newer post wins; an older one changes nothing)."""
+        updated_at = _commerce_time(order.updated_at)
+        values = {
+            "increment_id": order.increment_id,
+            "entity_id": order.entity_id,
+            "store_id": order.store_id,
+            "status": order.status,
+            "commerce_updated_at": updated_at,
+            "body": text,
+            "path": path,
+            "now": now,
+        }
+        inserted = (await connection.execute(queries.INSERT_ORDER, values)).first()
+        if inserted is not None:
+            return inserted.id, {"export_message_id": None, "exports": 0, "status": order.status}
+        row = (await connection.execute(queries.LOCK_ORDER, {"increment_id": order.increment_id})).one()
+        stale = updated_at is not None and row.commerce_updated_at is not None and updated_at < row.commerce_updated_at
+        if not stale:  # a late event (Adobe I/O delivers at least once, in any order) leaves the newer state
+            await connection.execute(queries.UPDATE_ORDER, {**values, "id": row.id})
+        status = row.commerce_status if stale else order.status
+        return row.id, {"export_message_id": row.export_message_id, "exports": row.exports, "status": status}
+
+    async def _mapped(
+        self, connection: AsyncConnection, order: CommerceOrder, document: dict[str, Any]
+    ) -> dict[str, Any]:
+        bundle_skus = [item.sku for item in order.items if item.product_type.lower() == "bundle"]
+        rules: dict[str, str] = {}
+        if bundle_skus:
+            result = await connection.execute(
+                select(BundleSourcingRule.sku, BundleSourcingRule.rule).where(BundleSourcingRule.sku.in_(bundle_skus))
+            )
+            rules = {sku: rule for sku, rule in result}
+        options = OrderMappingOptions(
+            sales_channel=self.settings.oms_sales_channel_id,
+            store_channels=self.settings.oms_store_channels,
+            bundle_sourcing_rules=rules,
+            default_bundle_sourcing_rule=self.settings.oms_bundle_sourcing_rule,
+            line_attribute_plugins=self.plugins,
+        )
+        try:
+            return jsonable(order_to_mcom(order, options, document))
+        except MappingError as exc:
+            raise OrderRejected([{"field": exc.field, "message": exc.message}]) from exc
+        except InexactNumber as exc:
+            raise OrderRejected([{"field": "(amounts)", "message": str(exc)}]) from exc
+        except LineAttributePluginFailed as exc:
+            log.error("line-attribute plugin failed: %s", exc, extra={"action": "plugin_failed", "plugin": exc.name})
+            raise PluginFailed(str(exc)) from exc
+
+    async def _queue_export(
+        self,
+        connection: AsyncConnection,
+        row_id: int,
+        increment_id: str,
+        exports: int,
+        params: dict[str, Any],
+        now: datetime,
+    ) -> int:
+        external_id = f"{self.settings.oms_application_id}-order-{increment_id}-{exports + 1}"
+        message_id = await self.bus.outbox.enqueue(
+            connection,
+            method=CREATE_ORDER,
+            params=params,
+            now=now,
+            lane=order_lane(increment_id),
+            channel=OMS_CHANNEL,
+            external_id=external_id,
+        )
+        if message_id is None:  # only if the message table and the order disagree: refuse rather than send twice
+            raise RuntimeError(f"export message {external_id} exists already")
+        await connection.execute(
+            queries.SET_ORDER_EXPORT,
+            {"id": row_id, "mcom": json.dumps(params), "message_id": message_id, "now": now},
+        )
+        return message_id
+
+    async def _lease(self, connection: AsyncConnection, message_id: int, now: datetime) -> OutboundMessage:
+        lease_until = now + timedelta(seconds=self.bus.lease_s)
+        row = (
+            await connection.execute(
+                queries.LEASE_FOR_INLINE_SEND, {"id": message_id, "now": now, "lease_until": lease_until}
+            )
+        ).one()
+        return self.bus.leased_message(row, lease_until)
+
+    async def _deliver_inline(self, message: OutboundMessage | None) -> OrderDelivery:
+        if message is None:
+            reason = "the OMS is not configured (OMS_URL)" if not self.bus.can_send(OMS_CHANNEL) else None
+            return OrderDelivery(
+                delivered=False,
+                error=reason or "the integration is disabled by an operator",
+                fallback="outbox",
+            )
+        outcome = await self.bus.send_inline(message)
+        if isinstance(outcome, PeerError):
+            log.warning(
+                "sync order export failed, left to the outbox: %s",
+                outcome.message,
+                extra={"action": "order_sync_fallback", "message_id": message.id},
+            )
+            return OrderDelivery(delivered=False, error=outcome.message, fallback="outbox")
+        return OrderDelivery(delivered=True, result=outcome)
+
+    # --- reads -----------------------------------------------------------------------------------------------
+    async def get(self, increment_id: str, *, with_documents: bool = True) -> OrderView:
+        async with self.db.connect() as connection:
+            row = (await connection.execute(queries.ORDER_VIEW, {"increment_id": increment_id})).first()
+        if row is None:
+            raise NotFound(f"no order {increment_id} was posted to the connector")
+        summary = self._summary(row)
+        return OrderView(
+            **summary.model_dump(),
+            order=row.document if with_documents else {},
+            mcom=row.mcom if with_documents else None,
+        )
+
+    async def page(
+        self, *, export_status: ExportStatus | None, since: datetime | None, cursor: str | None, limit: int
+    ) -> OrderPage:
+        after = 0
+        if cursor is not None:
+            if not cursor.isdigit():
+                raise OrderRejected([{"field": "cursor", "message": "not a cursor returned by this endpoint"}])
+            after = int(cursor)
+        async with self.db.connect() as connection:
+            rows = (
+                await connection.execute(
+                    queries.ORDER_PAGE,
+                    {
+                        "after": after,
+                        "since": since,
+                        "export_status": export_status.value if export_status else None,
+                        "limit": limit + 1,
+                    },
+                )
+            ).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return OrderPage(
+            items=[self._summary(row) for row in rows], next_cursor=str(rows[-1].id) if more and rows else None
+        )
+
+    def _summary(self, row: Any) -> OrderSummary:
+        status = ExportStatus(row.export_status)
+        error = row.export_error
+        if status is ExportStatus.HELD:
+            allowed = ", ".join(self.settings.oms_export_statuses)
+            error = f"status {row.commerce_status!r} is not in OMS_EXPORT_STATUSES ({allowed})"
+        elif status is ExportStatus.FAILED and row.message_status == "discarded":
+            error = f"the export message was discarded by an operator; {error or ''}".rstrip("; ")
+        elif status in (ExportStatus.SENT, ExportStatus.ACKNOWLEDGED):
+            error = None
+        return OrderSummary(
+            increment_id=row.increment_id,
+            entity_id=row.entity_id,
+            store_id=row.store_id,
+            commerce_status=row.commerce_status,
+            export_status=status,
+            export_error=error,
+            export_attempts=row.export_attempts,
+            message_id=row.export_message_id,
+            message_ids=list(row.export_message_ids or []),
+            acknowledged_message_id=row.acknowledged_message_id,
+            received_at=row.received_at,
+            updated_at=row.updated_at,
+            sent_at=row.sent_at if row.message_status == "succeeded" else None,
+            acknowledged_at=row.acknowledged_at,
+        )
+
+    # --- orders sync -----------------------------------------------------------------------------------------
+    async def sync(self, limit: int | None = None) -> OrderSyncResult:
+        """Queue again, oldest first, the orders whose status is exportable but that were never exported, and
+        those whose export failed, was discarded or died (the seed's oms:orders:sync [N])."""
+        now = self.clock.now()
+        numbers: list[str] = []
+        message_ids: list[int] = []
+        async with self.db.connect() as connection:
+            rows = (
+                await connection.execute(
+                    queries.ORDERS_TO_SYNC, {"statuses": self.settings.oms_export_statuses, "limit": limit}
+                )
+            ).all()
+            for row in rows:
+                parsed, _text = self._parse(row.document_text)
+                params = await self._mapped(connection, parsed.order, parsed.document)
+                message_ids.append(
+                    await self._queue_export(connection, row.id, row.increment_id, row.exports, params, now)
+                )
+                numbers.append(row.increment_id)
+        log.info("orders queued again: %d", len(numbers), extra={"action": "orders_sync", "count": len(numbers)})
+        return OrderSyncResult(queued=len(numbers), increment_ids=numbers, message_ids=message_ids)
+
+    # --- bundle sourcing rules -------------------------------------------------------------------------------
+    async def sourcing_rule(self, sku: str) -> SourcingRuleView:
+        async with self.db.connect() as connection:
+            row = (await connection.execute(select(BundleSourcingRule).where(BundleSourcingRule.sku == sku))).first()
+        if row is None:
+            return SourcingRuleView(
+                sku=sku, rule=self.settings.oms_bundle_sourcing_rule, source="default", updated_at=None
+            )
+        return SourcingRuleView(sku=sku, rule=row.rule, source="bundle", updated_at=row.updated_at)
+
+    async def set_sourcing_rule(self, sku: str, rule: str) -> SourcingRuleView:
+        now = self.clock.now()
+        statement = insert(BundleSourcingRule).values(sku=sku, rule=rule, updated_at=now)
+        statement = statement.on_conflict_do_update(
+            index_elements=[BundleSourcingRule.sku], set_={"rule": rule, "updated_at": now}
+        )
+        async with self.db.connect() as connection:
+            await connection.execute(statement)
+        return SourcingRuleView(sku=sku, rule=rule, source="bundle", updated_at=now)
+
+
+def _commerce_time(value: str | None) -> datetime | None:
+    """Adobe Commerce's ``updated_at`` (UTC, "YYYY-MM-DD HH:MM:SS"); None if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
