@@ -395,8 +395,9 @@ def commerce_order(
     ``shipping_tax_percent`` applies after ``shipping_discount``; ``ship_to=None`` and ``shipping_method=None`` with
     ``shipping_amount=0`` make a virtual order's shipping block; ``gift_cards``: ``(code, amount)`` pairs redeemed;
     ``store_credit``: customer balance used; ``payment``: overrides of the payment block (the method defaults to
-    ``checkmo``, or ``free`` when nothing is left to pay). ``overrides`` set (or, with ``ABSENT``, drop) any top-level
-    field last."""
+    ``checkmo``, or ``free`` when nothing is left to pay; ``ABSENT`` drops the block). ``overrides`` set (or, with
+    ``ABSENT``, drop) any top-level field: the totals are computed from the overridden fields, and an overridden
+    total (``grand_total=…``) wins over the computed one."""
     entries = list(items) if items is not None else [item(1001, "MUG-STONE-350", price="12.50", name="Stone Mug")]
     rate = dec(shipping_tax_percent) / 100
     ship = cents(shipping_amount)
@@ -430,6 +431,7 @@ def commerce_order(
         "shipping_discount_amount": ship_discount,
         "shipping_discount_tax_compensation_amount": ZERO,
         "shipping_description": "Flat Rate - Fixed" if shipping_method else None,
+        "grand_total": ZERO,
         "discount_description": None,
         "coupon_code": None,
         "billing_address": billing_address(),
@@ -460,14 +462,23 @@ def commerce_order(
         )
     if dec(store_credit):
         extension["customer_balance_amount"] = extension["base_customer_balance_amount"] = cents(store_credit)
-    settle(order)
-    if payment is None or "method" not in payment:
-        free = order["grand_total"] == 0
+    _apply(order, overrides)
+    try:
+        settle(order)  # from the items, shipping and tenders as overridden
+    except (ArithmeticError, TypeError, ValueError, KeyError, AttributeError):
+        pass  # a field broken on purpose: the totals stay as given
+    _apply(order, overrides)  # overridden totals win over computed ones
+    if payment is ABSENT:
+        order.pop("payment")
+        return order
+    if not (payment and "method" in payment):
+        free = order.get("grand_total") == 0
         order["payment"]["method"] = "free" if free else "checkmo"
         if free:
             order["payment"]["additional_information"] = ["No Payment Information Required"]
+    order["payment"]["amount_ordered"] = order.get("grand_total")
     _apply(order["payment"], payment or {})
-    return _apply(order, overrides)
+    return order
 
 
 # --- to the wire and back --------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 * ``POST /oauth/token`` answers 201 ``{"access_token": <fresh random token>}`` (like the PHP mock) and counts calls.
 * ``POST /api/`` is the JSON-RPC endpoint: it records every call with its Authorization header and answers
-  ``{"jsonrpc":"2.0","id":<id>,"result":[],"error":""}`` (like the Go mock), batches included.
+  ``{"jsonrpc":"2.0","id":<id>,"result":[],"error":""}`` (like the Go mock), batches included. With
+  ``require_token`` it answers 401 to a call without a token it issued; with ``down`` set, 503 to every call.
 * ``send_callback`` POSTs a call to the URL the connector registered, signed (``X-Signature: sha1=<hex>``) with the
   secret it registered, as the PHP OMS does (protocol §1.6, §2).
 """
@@ -41,7 +42,10 @@ class RecordedCall:
 
 
 class StubOms:
-    def __init__(self) -> None:
+    def __init__(self, *, require_token: bool = False) -> None:
+        self.require_token = require_token  # refuse (401) calls without a token it issued, as a real OMS would
+        self.down = False  # answer every call 503 (an OMS outage)
+        self.refused = 0
         self._lock = threading.Lock()
         self.issued_tokens: list[str] = []
         self.token_requests: list[dict[str, str]] = []  # the form fields of each token request
@@ -80,8 +84,14 @@ class StubOms:
         return JSONResponse({"access_token": token}, status_code=201)
 
     async def _rpc(self, request: Request) -> JSONResponse:
-        document = json.loads(await request.body())
         authorization = request.headers.get("authorization")
+        with self._lock:
+            token = (authorization or "").removeprefix("Bearer ")
+            if self.down or (self.require_token and token not in self.issued_tokens):
+                self.refused += 1
+                status = 503 if self.down else 401
+                return JSONResponse({"error_message": "unavailable" if self.down else "bad token"}, status_code=status)
+        document = json.loads(await request.body())
         items = document if isinstance(document, list) else [document]
         answers = []
         with self._lock:
