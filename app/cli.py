@@ -231,6 +231,8 @@ def orders_sync(
         raise typer.Exit(1) from exc
     numbers = ", ".join(result.increment_ids[:20]) + (" …" if result.queued > 20 else "")
     typer.echo(f"orders sync: queued {result.queued} orders for export" + (f": {numbers}" if numbers else ""))
+    for skipped in result.skipped:
+        typer.echo(f"  not queued: {skipped['increment_id']}: {skipped['reason']}", err=True)
 
 
 def main() -> None:

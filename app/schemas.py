@@ -209,6 +209,9 @@ class OrderSyncResult(BaseModel):
     queued: int = Field(description="How many orders were queued for export again")
     increment_ids: list[str]
     message_ids: list[int]
+    skipped: list[dict[str, str]] = Field(
+        default=[], description="Orders that can no longer be mapped (increment_id, reason): not queued"
+    )
 
 
 class SourcingRuleUpdate(BaseModel):

@@ -305,6 +305,7 @@ class OrderService:
         now = self.clock.now()
         numbers: list[str] = []
         message_ids: list[int] = []
+        skipped: list[dict[str, str]] = []
         async with self.db.connect() as connection:
             rows = (
                 await connection.execute(
@@ -312,14 +313,18 @@ class OrderService:
                 )
             ).all()
             for row in rows:
-                parsed, _text = self._parse(row.document_text)
-                params = await self._mapped(connection, parsed.order, parsed.document)
+                try:
+                    parsed, _text = self._parse(row.document_text)
+                    params = await self._mapped(connection, parsed.order, parsed.document)
+                except (OrderRejected, PluginFailed) as exc:  # e.g. a plugin installed since: report, go on
+                    skipped.append({"increment_id": row.increment_id, "reason": exc.message})
+                    continue
                 message_ids.append(
                     await self._queue_export(connection, row.id, row.increment_id, row.exports, params, now)
                 )
                 numbers.append(row.increment_id)
         log.info("orders queued again: %d", len(numbers), extra={"action": "orders_sync", "count": len(numbers)})
-        return OrderSyncResult(queued=len(numbers), increment_ids=numbers, message_ids=message_ids)
+        return OrderSyncResult(queued=len(numbers), increment_ids=numbers, message_ids=message_ids, skipped=skipped)
 
     # --- bundle sourcing rules -------------------------------------------------------------------------------
     async def sourcing_rule(self, sku: str) -> SourcingRuleView:

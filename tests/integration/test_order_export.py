@@ -405,3 +405,18 @@ async def test_a_bundle_sourcing_rule_set_by_an_operator_is_sent_on_the_bundle_l
     lines = json.loads(message["payload"])["order"]["lines"]
     rules = {line["sku"]: {a["attribute_code"]: a["value"] for a in line["custom_attributes"]} for line in lines}
     assert rules["MAT-01"]["sourcing_rule"] == "SHIP_SEPARATELY" and rules["STRAP-02"]["bundle_sku"] == "KIT-YOGA"
+
+
+async def test_orders_sync_reports_an_order_it_can_no_longer_map_and_queues_the_others(
+    client: httpx.AsyncClient, runtime: Runtime, raw: asyncpg.Connection
+) -> None:
+    for number in ("401", "402"):
+        await post_order(client, commerce_order(increment_id=number))
+    await raw.execute("UPDATE message SET status = 'dead' WHERE direction = 'out'")
+    await raw.execute(
+        "UPDATE sales_order SET document = jsonb_set(document, '{grand_total}', '999') WHERE increment_id = '401'"
+    )
+    result = await runtime.orders.sync()
+    assert result.increment_ids == ["402"]
+    assert [entry["increment_id"] for entry in result.skipped] == ["401"]
+    assert "grand_total" in result.skipped[0]["reason"]
