@@ -27,11 +27,11 @@ from typing import Any
 
 from app.mappers.money import RowAmounts, allocate, allocate_rows, quantum_for, split_row, to_quantum
 from app.protocol.commerce_order import CommerceAddress, CommerceItem, CommerceOrder
+from app.protocol.sourcing_rules import SHIP_TOGETHER
 
 SHIPPING_LINE_ID = "SHIPPING"
 GIFT_CARD_PROMOTION = "GIFT_CARD"
 PHYSICAL, VIRTUAL, SHIPPING = "PHYSICAL", "VIRTUAL", "SHIPPING"
-SOURCING_RULES = ("SHIP_TOGETHER", "SHIP_SIMULTANEOUSLY", "SHIP_SEPARATELY")
 _VIRTUAL_TYPES = frozenset({"virtual", "downloadable"})
 
 # A line-attribute plugin (entry-point group ``oms_connector.line_attributes``): called once per unit line with the
@@ -57,7 +57,7 @@ class OrderMappingOptions:
     sales_channel: str = "default"
     store_channels: Mapping[str, str] = field(default_factory=dict)  # Magento store id → OMS sales channel
     bundle_sourcing_rules: Mapping[str, str] = field(default_factory=dict)  # bundle SKU → rule
-    default_bundle_sourcing_rule: str = "SHIP_TOGETHER"
+    default_bundle_sourcing_rule: str = SHIP_TOGETHER
     line_attribute_plugins: Sequence[tuple[str, LineAttributePlugin]] = ()  # (name, function)
 
 
@@ -310,10 +310,10 @@ def _bundle_units(
     if dynamic:
         shares: list[RowAmounts | None] = [None] * len(children)
     else:
-        prices = [child.original_price or Decimal(0) for _, child in children]
-        if sum(prices, Decimal(0)) > 0:
-            weights = [price * child.units for price, (_, child) in zip(prices, children, strict=True)]
-        else:
+        priced = all(child.original_price is not None for _, child in children)
+        if priced and sum((child.original_price or Decimal(0) for _, child in children), Decimal(0)) > 0:
+            weights = [(child.original_price or Decimal(0)) * child.units for _, child in children]
+        else:  # a child without a price: equal shares (a price of 0 is kept: a free item of the bundle)
             weights = [Decimal(child.units) for _, child in children]
         shares = list(allocate_rows(_row_amounts(index, bundle, quantum), weights, quantum))
     units: list[_Unit] = []
@@ -438,7 +438,6 @@ def _shipping_line(
     common: Mapping[str, Any],
     order: CommerceOrder,
 ) -> dict[str, Any]:
-    rate = _percentage(amounts.tax, amounts.net) if amounts.tax else Decimal(0)
     return {
         "id": SHIPPING_LINE_ID,
         "line_number": number,
@@ -450,7 +449,7 @@ def _shipping_line(
         "product_url": None,
         "source_id": None,
         **common,
-        "amount": _price(amounts, rate, currency),
+        "amount": _price(amounts, _shipping_tax_rate(amounts, order), currency),
         "status": None,
         "promotions_info": _promotions(amounts, Decimal(0), gift_card_share, order, "Shipping discount"),
         "pre_order_street_date": None,
@@ -458,6 +457,17 @@ def _shipping_line(
         "pickup_location": None,
         "custom_attributes": [],
     }
+
+
+def _shipping_tax_rate(amounts: RowAmounts, order: CommerceOrder) -> Decimal:
+    """The order carries no shipping tax rate: an item's rate when it explains the shipping tax to the cent (the
+    usual case: shipping taxed like the goods), else the effective rate (tax / net, 2 decimals)."""
+    if not amounts.tax:
+        return Decimal(0)
+    for rate in sorted({item.tax_percent for item in order.items if item.tax_percent}, reverse=True):
+        if abs(amounts.net * rate / 100 - amounts.tax) <= Decimal("0.01"):
+            return rate
+    return _percentage(amounts.tax, amounts.net)
 
 
 def _shipping_method(order: CommerceOrder) -> str | None:

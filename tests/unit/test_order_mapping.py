@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from app.mappers.order_to_mcom import MappingError, OrderMappingOptions, item_of_line_id, order_to_mcom
 from app.protocol.commerce_order import describe_errors, parse_order_body
-from tests.support.orders import ABSENT, commerce_order, item, order_body, parse, shipping_assignment
+from tests.support.orders import ABSENT, Selection, bundle, commerce_order, item, order_body, parse, shipping_assignment
 
 BUNDLE_ATTRIBUTES = (
     {"attribute_code": "bundle_sku", "value": "KIT-YOGA"},
@@ -272,7 +272,8 @@ def test_fixed_price_bundle_shares_the_parents_amounts_by_the_childrens_original
     #   net 67.49, 67.50; original 89.24, 89.25.
     # Strap units: gross 2677 + 2677; tax 855 -> 4.28, 4.27; promotion 595 -> 2.97, 2.98; net 22.49, 22.50;
     #   original 29.74, 29.75.
-    # Shipping 4.90 + 19 % (0.931 -> 0.93) = 5.83, rate 0.93 / 4.90 = 18.98 %. grand_total 214.18 + 5.83 = 220.01.
+    # Shipping 4.90 + 19 % (0.931 -> 0.93) = 5.83; rate 19: the items' 19 % explains 0.93 to the cent.
+    # grand_total 214.18 + 5.83 = 220.01.
     items = [
         item(
             3001,
@@ -371,10 +372,24 @@ def test_fixed_price_bundle_shares_the_parents_amounts_by_the_childrens_original
                 promotions=(promo(*week, "2.98", "10"),),
                 **bundled,
             ),
-            shipping_line(5, gross="5.83", net="4.90", tax="0.93", rate="18.98", original="5.83"),
+            shipping_line(5, gross="5.83", net="4.90", tax="0.93", rate="19", original="5.83"),
         ],
     )
     assert transactions(order) == [transaction("OFFLINE", "220.01", "checkmo")]
+
+
+def test_fixed_price_bundle_with_a_child_of_unknown_price_shares_equally():
+    # 100.00 over 3 children (one has no original_price): 33.34, 33.33, 33.33 - not 0 for the unpriced one.
+    items = bundle(
+        3001,
+        "KIT",
+        [Selection(3002, "A", "90.00"), Selection(3003, "B", "30.00"), Selection(3004, "C", "10.00")],
+        price="100.00",
+    )
+    items[3]["original_price"] = None
+    lines = mapped(commerce_order(items=items, shipping_amount="0"))["lines"]
+    gross = [line["amount"]["gross_amount"] for line in lines if line["product_type"] != "SHIPPING"]
+    assert gross == [D("33.34"), D("33.33"), D("33.33")]
 
 
 def test_dynamic_price_bundle_takes_the_childrens_amounts_and_does_not_count_the_parent_again():
