@@ -23,7 +23,67 @@ _EXPORT_RESPONSES = {
 }
 
 
-@router.post("", dependencies=[CommerceAuth], responses=_EXPORT_RESPONSES, status_code=202)
+_ORDER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "description": "An Adobe Commerce order (GET /V1/orders/{id})"},
+                "example": {
+                    "entity_id": 101,
+                    "increment_id": "000000101",
+                    "status": "pending",
+                    "store_id": 1,
+                    "created_at": "2025-02-10 17:42:05",
+                    "order_currency_code": "EUR",
+                    "grand_total": 17.5,
+                    "shipping_amount": 5.0,
+                    "billing_address": {
+                        "firstname": "Lena",
+                        "lastname": "Vogel",
+                        "street": ["Hauptstraße 5"],
+                        "city": "Berlin",
+                        "postcode": "10115",
+                        "country_id": "DE",
+                    },
+                    "payment": {"method": "checkmo"},
+                    "items": [
+                        {
+                            "item_id": 1001,
+                            "product_type": "simple",
+                            "sku": "MUG-STONE-350",
+                            "name": "Mug",
+                            "qty_ordered": 1,
+                            "price": 12.5,
+                            "row_total": 12.5,
+                            "row_total_incl_tax": 12.5,
+                        }
+                    ],
+                    "extension_attributes": {
+                        "shipping_assignments": [
+                            {
+                                "shipping": {
+                                    "method": "flatrate_flatrate",
+                                    "address": {
+                                        "firstname": "Lena",
+                                        "lastname": "Vogel",
+                                        "street": ["Torstraße 1"],
+                                        "city": "Berlin",
+                                        "postcode": "10119",
+                                        "country_id": "DE",
+                                    },
+                                }
+                            }
+                        ]
+                    },
+                },
+            }
+        },
+    }
+}
+
+
+@router.post("", dependencies=[CommerceAuth], responses=_EXPORT_RESPONSES, status_code=202, openapi_extra=_ORDER_BODY)
 async def export_order(runtime: RuntimeDep, request: Request) -> JSONResponse:
     """Export an Adobe Commerce order (as `GET /V1/orders/{id}` returns it, or wrapped as an Adobe I/O event in
     `data.value`). Its `status` in OMS_EXPORT_STATUSES ⇒ exported once; otherwise held until a later post of the

@@ -420,3 +420,14 @@ async def test_orders_sync_reports_an_order_it_can_no_longer_map_and_queues_the_
     assert result.increment_ids == ["402"]
     assert [entry["increment_id"] for entry in result.skipped] == ["401"]
     assert "grand_total" in result.skipped[0]["reason"]
+
+
+async def test_the_api_docs_describe_the_order_endpoints_and_the_example_order_exports(
+    client: httpx.AsyncClient, raw: asyncpg.Connection
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert {"/orders", "/orders/{increment_id}", "/orders/sync", "/catalog/bundles/{sku}/sourcing-rule"} <= set(paths)
+    example = paths["/orders"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    response = await post_order(client, example)
+    assert response.status_code == 202, response.text
+    assert response.json()["export_status"] == "queued"
