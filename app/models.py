@@ -115,6 +115,13 @@ class Message(Base):
             "id",
             postgresql_where=text("status IN ('queued', 'processing', 'retrying')"),
         ),
+        # Outbound claims: pending messages in due order (CLAIM_OUTBOUND).
+        Index(
+            "ix_message_outbound_due",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text("direction = 'out' AND status IN ('queued', 'processing', 'retrying')"),
+        ),
         # Journal: newest first, optionally by topic or status.
         Index("ix_message_topic_id", "topic", "id"),
         Index("ix_message_status_id", "status", "id"),

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
 from app.db import Database
-from app.errors import NotFound, OrderRejected, PeerError, PluginFailed
+from app.errors import ConnectorError, NotFound, OrderRejected, PeerError, PluginFailed
 from app.mappers.order_to_mcom import (
     LineAttributePlugin,
     LineAttributePluginFailed,
@@ -81,33 +81,62 @@ class OrderService:
         order = parsed.order
         path = ["data", "value"] if parsed.wrapped else []
         sync = self.settings.oms_order_export_mode == "sync"
+        inline = sync and self.bus.can_send(OMS_CHANNEL) and await self.bus.enabled()
+        # Mapped before the transaction: the CPU work must not hold a connection and the order's row lock. An
+        # order that cannot be mapped is refused below, unless it was exported before (the store then only tells
+        # us something new about an order the OMS already has).
+        mapped: dict[str, Any] | None = None
+        refusal: ConnectorError | None = None
+        try:
+            async with self.db.connect() as connection:
+                rules = await self._bundle_rules(connection, order)
+            mapped = self._map(order, parsed.document, rules)
+        except (OrderRejected, PluginFailed) as exc:
+            refusal = exc
         now = self.clock.now()
         leased: OutboundMessage | None = None
-        exported_now = False
+        message_id: int | None = None
         async with self.db.connect() as connection:
             row_id, state = await self._store(connection, order, text, path, now)
-            exportable = state["status"] in self.settings.oms_export_statuses
-            if state["export_message_id"] is None and exportable:
-                params = await self._mapped(connection, order, parsed.document)
+            exported_before = state["export_message_id"] is not None
+            if not exported_before and refusal is not None:
+                raise refusal  # rolls the insert back: nothing of an unusable order is stored
+            if not exported_before and state["status"] in self.settings.oms_export_statuses:
+                assert mapped is not None
                 message_id = await self._queue_export(
-                    connection, row_id, order.increment_id, state["exports"], params, now
+                    connection, row_id, order.increment_id, state["exports"], mapped, now
                 )
-                exported_now = True
-                if sync and self.bus.can_send(OMS_CHANNEL) and await self.bus.enabled():
+                if inline:
                     leased = await self._lease(connection, message_id, now)
-            elif state["export_message_id"] is None:
-                await self._mapped(connection, order, parsed.document)  # a held order must be exportable once released
 
-        delivery: OrderDelivery | None = None
-        if sync and exported_now:
-            delivery = await self._deliver_inline(leased)
+        mode = "sync" if sync else "async"
+        if message_id is None and not exported_before:  # held
+            answer = OrderExportAnswer(
+                increment_id=order.increment_id,
+                export_status=ExportStatus.HELD,
+                message_id=None,
+                exported_now=False,
+                mode=mode,
+                reason=self._held_reason(state["status"]),
+            )
+            return answer, 202
+        if message_id is not None and not sync:  # the usual case: queued now, nothing more to read
+            answer = OrderExportAnswer(
+                increment_id=order.increment_id,
+                export_status=ExportStatus.QUEUED,
+                message_id=message_id,
+                exported_now=True,
+                mode=mode,
+            )
+            return answer, 202
+        delivery = await self._deliver_inline(leased) if message_id is not None else None
         view = await self.get(order.increment_id, with_documents=False)
         answer = OrderExportAnswer(
             increment_id=view.increment_id,
             export_status=view.export_status,
             message_id=view.message_id,
-            exported_now=exported_now,
-            mode="sync" if sync else "async",
+            exported_now=message_id is not None,
+            mode=mode,
             reason=view.export_error,
             delivery=delivery,
         )
@@ -151,16 +180,17 @@ class OrderService:
         status = row.commerce_status if stale else order.status
         return row.id, {"export_message_id": row.export_message_id, "exports": row.exports, "status": status}
 
-    async def _mapped(
-        self, connection: AsyncConnection, order: CommerceOrder, document: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def _bundle_rules(self, connection: AsyncConnection, order: CommerceOrder) -> dict[str, str]:
         bundle_skus = [item.sku for item in order.items if item.product_type.lower() == "bundle"]
-        rules: dict[str, str] = {}
-        if bundle_skus:
-            result = await connection.execute(
-                select(BundleSourcingRule.sku, BundleSourcingRule.rule).where(BundleSourcingRule.sku.in_(bundle_skus))
-            )
-            rules = {sku: rule for sku, rule in result}
+        if not bundle_skus:
+            return {}
+        result = await connection.execute(
+            select(BundleSourcingRule.sku, BundleSourcingRule.rule).where(BundleSourcingRule.sku.in_(bundle_skus))
+        )
+        return {sku: rule for sku, rule in result}
+
+    def _map(self, order: CommerceOrder, document: dict[str, Any], rules: dict[str, str]) -> dict[str, Any]:
+        """The create params as JSON-ready data. Raises OrderRejected (names the field) or PluginFailed."""
         options = OrderMappingOptions(
             sales_channel=self.settings.oms_sales_channel_id,
             store_channels=self.settings.oms_store_channels,
@@ -177,6 +207,10 @@ class OrderService:
         except LineAttributePluginFailed as exc:
             log.error("line-attribute plugin failed: %s", exc, extra={"action": "plugin_failed", "plugin": exc.name})
             raise PluginFailed(str(exc)) from exc
+
+    def _held_reason(self, status: str) -> str:
+        allowed = ", ".join(self.settings.oms_export_statuses)
+        return f"status {status!r} is not in OMS_EXPORT_STATUSES ({allowed})"
 
     async def _queue_export(
         self,
@@ -275,8 +309,7 @@ class OrderService:
         status = ExportStatus(row.export_status)
         error = row.export_error
         if status is ExportStatus.HELD:
-            allowed = ", ".join(self.settings.oms_export_statuses)
-            error = f"status {row.commerce_status!r} is not in OMS_EXPORT_STATUSES ({allowed})"
+            error = self._held_reason(row.commerce_status)
         elif status is ExportStatus.FAILED and row.message_status == "discarded":
             error = f"the export message was discarded by an operator; {error or ''}".rstrip("; ")
         elif status in (ExportStatus.SENT, ExportStatus.ACKNOWLEDGED):
@@ -315,7 +348,8 @@ class OrderService:
             for row in rows:
                 try:
                     parsed, _text = self._parse(row.document_text)
-                    params = await self._mapped(connection, parsed.order, parsed.document)
+                    rules = await self._bundle_rules(connection, parsed.order)
+                    params = self._map(parsed.order, parsed.document, rules)
                 except (OrderRejected, PluginFailed) as exc:  # e.g. a plugin installed since: report, go on
                     skipped.append({"increment_id": row.increment_id, "reason": exc.message})
                     continue

@@ -255,7 +255,6 @@ class Bus:
                 await connection.execute(
                     queries.CLAIM_OUTBOUND,
                     {
-                        "direction": Direction.OUT.value,
                         "channel": channel,
                         "now": now,
                         "lease_until": lease_until,

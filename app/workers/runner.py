@@ -8,6 +8,7 @@ outbound lease expires and the message is sent again with the same id).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -29,18 +30,64 @@ SHUTDOWN_GRACE_S = 10.0
 
 
 class Wakeup:
-    """Wakes every waiting worker at once (one NOTIFY ⇒ all workers of this process look for work)."""
+    """Wakes one waiting worker per notification; a worker that finds work wakes the next one (``_loop``), so a
+    burst gets every worker while a single message wakes a single worker (waking all of them made each message
+    cost one empty claim per worker). A notification with nobody waiting is kept (one permit), so a worker that
+    was just about to wait does not miss it."""
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._permit = False
 
     def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._permit = True
+
+    def notify_all(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        self._permit = True
 
     async def wait(self, timeout_s: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), timeout_s)
+        if self._permit:
+            self._permit = False
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout_s)
+        except TimeoutError:
+            pass
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
+
+class Wakeups:
+    """One Wakeup per kind of worker (inbound, and outbound per channel): a notification says "something was
+    stored" without saying what, so it wakes one worker of each kind."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, Wakeup] = {}
+
+    def of(self, kind: str) -> Wakeup:
+        return self.kinds.setdefault(kind, Wakeup())
+
+    def notify(self) -> None:
+        for wakeup in self.kinds.values():
+            wakeup.notify()
+
+    def notify_all(self) -> None:
+        for wakeup in self.kinds.values():
+            wakeup.notify_all()
 
 
 class WorkerPool:
@@ -49,7 +96,7 @@ class WorkerPool:
         self.db = db
         self.inbound = inbound
         self.outbound = outbound
-        self.wakeup = Wakeup()
+        self.wakeups = Wakeups()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: asyncio.Task[None] | None = None
@@ -60,12 +107,17 @@ class WorkerPool:
         self._listener = asyncio.create_task(self._listen(), name="bus-listener")
         for index in range(self.inbound):
             self._tasks.append(
-                asyncio.create_task(self._loop(self.bus.process_next_inbound), name=f"bus-inbound-{index}")
+                asyncio.create_task(
+                    self._loop(self.bus.process_next_inbound, self.wakeups.of("in")), name=f"bus-inbound-{index}"
+                )
             )
         for channel in self.bus.senders:
             for index in range(self.outbound):
                 step = _outbound_step(self.bus, channel)
-                self._tasks.append(asyncio.create_task(self._loop(step), name=f"bus-outbound-{channel}-{index}"))
+                wakeup = self.wakeups.of(f"out/{channel}")
+                self._tasks.append(
+                    asyncio.create_task(self._loop(step, wakeup), name=f"bus-outbound-{channel}-{index}")
+                )
         log.info(
             "workers started",
             extra={"action": "start_workers", "inbound": self.inbound, "outbound": self.outbound},
@@ -73,7 +125,7 @@ class WorkerPool:
 
     async def stop(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
         self._stopping.set()
-        self.wakeup.notify()
+        self.wakeups.notify_all()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=grace_s)
             for task in pending:
@@ -99,7 +151,7 @@ class WorkerPool:
                     log.error("worker task died", exc_info=task.exception(), extra={"action": "task_died"})
             await self.stop()
 
-    async def _loop(self, step: Callable[[], Awaitable[object]]) -> None:
+    async def _loop(self, step: Callable[[], Awaitable[object]], wakeup: Wakeup) -> None:
         backoff = ERROR_BACKOFF_S
         while not self._stopping.is_set():
             try:
@@ -114,11 +166,13 @@ class WorkerPool:
                     log.warning("database unavailable: %s", exc, extra={"action": "db_unavailable"})
                 else:
                     log.exception("worker step failed", extra={"action": "worker_error"})
-                await self.wakeup.wait(backoff)
+                await wakeup.wait(backoff)
                 backoff = min(MAX_ERROR_BACKOFF_S, backoff * 2)
                 continue
-            if not did_work:
-                await self.wakeup.wait(POLL_INTERVAL_S)
+            if did_work:
+                wakeup.notify()  # there may be more: bring a sibling in (it goes back to sleep if not)
+            else:
+                await wakeup.wait(POLL_INTERVAL_S)
 
     async def _listen(self) -> None:
         """Keep a LISTEN connection open; reconnect when the database restarts (polling covers the gap)."""
@@ -128,8 +182,8 @@ class WorkerPool:
                 connection = await self.db.raw_connection()
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await connection.add_listener(queries.BUS_CHANNEL, lambda *_args: self.wakeup.notify())
-                self.wakeup.notify()  # anything stored while we were not listening
+                await connection.add_listener(queries.BUS_CHANNEL, lambda *_args: self.wakeups.notify())
+                self.wakeups.notify_all()  # anything stored while we were not listening
                 while not lost.is_set() and not self._stopping.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(lost.wait(), POLL_INTERVAL_S * 5)

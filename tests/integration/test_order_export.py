@@ -431,3 +431,14 @@ async def test_the_api_docs_describe_the_order_endpoints_and_the_example_order_e
     response = await post_order(client, example)
     assert response.status_code == 202, response.text
     assert response.json()["export_status"] == "queued"
+
+
+async def test_a_repost_of_an_exported_order_that_no_longer_maps_is_answered_not_refused(
+    client: httpx.AsyncClient, raw: asyncpg.Connection
+) -> None:
+    first = await post_order(client, commerce_order())
+    later = commerce_order(status="processing", grand_total="1.00", updated_at="2025-02-11 09:00:00")
+    response = await post_order(client, later)
+    assert response.status_code == 202, response.text
+    assert response.json()["exported_now"] is False and response.json()["message_id"] == first.json()["message_id"]
+    assert await raw.fetchval("SELECT commerce_status FROM sales_order") == "processing"
