@@ -9,7 +9,6 @@ that sends it, and if that request fails or dies the outbox delivers it.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +31,7 @@ from app.mappers.order_to_mcom import (
 from app.models import BundleSourcingRule
 from app.protocol.commerce_order import CommerceOrder, ParsedOrder, describe_errors, parse_order_body
 from app.protocol.json_numbers import InexactNumber, jsonable
+from app.protocol.references import MAX_REFERENCES
 from app.schemas import (
     ExportStatus,
     OrderDelivery,
@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 CREATE_ORDER = "magento.sales.order_management.create"
 OMS_CHANNEL = "oms"
 MAX_PAGE = 500
+BUNDLE_RULES_SQL, _ = queries.positional(queries.BUNDLE_RULES)
 
 
 def order_lane(increment_id: str) -> str:
@@ -88,9 +89,7 @@ class OrderService:
         mapped: dict[str, Any] | None = None
         refusal: ConnectorError | None = None
         try:
-            async with self.db.connect() as connection:
-                rules = await self._bundle_rules(connection, order)
-            mapped = self._map(order, parsed.document, rules)
+            mapped = self._map(order, parsed.document, await self._bundle_rules(order))
         except (OrderRejected, PluginFailed) as exc:
             refusal = exc
         now = self.clock.now()
@@ -180,14 +179,12 @@ class OrderService:
         status = row.commerce_status if stale else order.status
         return row.id, {"export_message_id": row.export_message_id, "exports": row.exports, "status": status}
 
-    async def _bundle_rules(self, connection: AsyncConnection, order: CommerceOrder) -> dict[str, str]:
+    async def _bundle_rules(self, order: CommerceOrder) -> dict[str, str]:
         bundle_skus = [item.sku for item in order.items if item.product_type.lower() == "bundle"]
         if not bundle_skus:
             return {}
-        result = await connection.execute(
-            select(BundleSourcingRule.sku, BundleSourcingRule.rule).where(BundleSourcingRule.sku.in_(bundle_skus))
-        )
-        return {sku: rule for sku, rule in result}
+        pool = await self.db.raw_pool()
+        return {row["sku"]: row["rule"] for row in await pool.fetch(BUNDLE_RULES_SQL, bundle_skus)}
 
     def _map(self, order: CommerceOrder, document: dict[str, Any], rules: dict[str, str]) -> dict[str, Any]:
         """The create params as JSON-ready data. Raises OrderRejected (names the field) or PluginFailed."""
@@ -230,12 +227,13 @@ class OrderService:
             lane=order_lane(increment_id),
             channel=OMS_CHANNEL,
             external_id=external_id,
+            refs=_order_references(params),
         )
         if message_id is None:  # only if the message table and the order disagree: refuse rather than send twice
             raise RuntimeError(f"export message {external_id} exists already")
         await connection.execute(
             queries.SET_ORDER_EXPORT,
-            {"id": row_id, "mcom": json.dumps(params), "message_id": message_id, "now": now},
+            {"id": row_id, "message_id": message_id, "now": now},
         )
         return message_id
 
@@ -348,8 +346,7 @@ class OrderService:
             for row in rows:
                 try:
                     parsed, _text = self._parse(row.document_text)
-                    rules = await self._bundle_rules(connection, parsed.order)
-                    params = self._map(parsed.order, parsed.document, rules)
+                    params = self._map(parsed.order, parsed.document, await self._bundle_rules(parsed.order))
                 except (OrderRejected, PluginFailed) as exc:  # e.g. a plugin installed since: report, go on
                     skipped.append({"increment_id": row.increment_id, "reason": exc.message})
                     continue
@@ -379,6 +376,12 @@ class OrderService:
         async with self.db.connect() as connection:
             await connection.execute(statement)
         return SourcingRuleView(sku=sku, rule=rule, source="bundle", updated_at=now)
+
+
+def _order_references(params: dict[str, Any]) -> list[str]:
+    """The order number and its SKUs (the shipping method too), for finding the export in the journal."""
+    order = params["order"]
+    return list(dict.fromkeys([order["id"], *(line["sku"] for line in order["lines"])]))[:MAX_REFERENCES]
 
 
 def _commerce_time(value: str | None) -> datetime | None:

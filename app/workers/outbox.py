@@ -78,9 +78,11 @@ class Outbox:
         lane: str | None = None,
         channel: str = "oms",
         external_id: str | None = None,
+        refs: Sequence[str] | None = None,
     ) -> int | None:
         """Store one JSON-RPC call to send. Returns its message id, or None when ``external_id`` was already
-        enqueued (so a caller can make an export idempotent by choosing a natural id)."""
+        enqueued (so a caller can make an export idempotent by choosing a natural id). ``refs``: what the journal
+        finds the message by, when the caller knows better (and cheaper) than a walk through ``params``."""
         message_id = external_id or self.new_id()
         row = NewMessage(
             direction=Direction.OUT,
@@ -89,7 +91,7 @@ class Outbox:
             external_id=message_id,
             lane=lane or method,
             document=json.dumps(request_envelope(message_id, method, params)),
-            refs=extract_references(params),
+            refs=extract_references(params) if refs is None else refs,
         )
         stored = await insert_messages(connection, [row], now)
         return stored.get((message_id, Status.QUEUED.value))

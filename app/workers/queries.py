@@ -346,15 +346,19 @@ UPDATE_ORDER = text(
     """
 )
 
-# An export queued: the create params as sent and the message that carries them.
+# An export queued: the create params as queued (copied from the message: no second trip of the JSON) and the
+# message that carries them.
 SET_ORDER_EXPORT = text(
     """
     UPDATE sales_order
-       SET mcom = CAST(:mcom AS jsonb), export_message_id = :message_id,
+       SET mcom = (SELECT payload FROM message WHERE id = :message_id), export_message_id = :message_id,
            export_message_ids = array_append(export_message_ids, CAST(:message_id AS bigint)), updated_at = :now
      WHERE id = :id
     """
 )
+
+# The sourcing rules of the bundles of one order (plain asyncpg: one self-committing statement).
+BUNDLE_RULES = text("SELECT sku, rule FROM bundle_sourcing_rule WHERE sku = ANY(CAST(:skus AS text[]))")
 
 # `orders sync`: orders whose status is exportable but that have no export, or whose export failed, was discarded
 # or died — oldest first, all or :limit (NULL: all). Locked, so two syncs never queue one order twice.
