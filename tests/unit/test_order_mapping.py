@@ -1036,3 +1036,19 @@ def test_a_physical_item_without_a_shipping_address_is_refused(assignments):
         mapped(doc)
 
     assert refused.value.field == "extension_attributes.shipping_assignments"
+
+
+@pytest.mark.parametrize(
+    ("store_id", "channel"), [(1, "main_de"), (2, "main_fr"), (7, "default-channel"), (None, "default-channel")]
+)
+def test_the_store_maps_to_its_sales_channel_or_the_default(store_id: Any, channel: str) -> None:
+    options = OrderMappingOptions(sales_channel="default-channel", store_channels={"1": "main_de", "2": "main_fr"})
+    order = mapped(commerce_order(store_id=store_id if store_id is not None else ABSENT), options)
+    assert order["store"] == channel
+
+
+def test_an_origin_date_with_an_offset_keeps_it_and_an_unreadable_one_is_refused() -> None:
+    assert mapped(commerce_order(created_at="2025-02-10T18:42:05+01:00"))["origin_date"] == "2025-02-10T18:42:05+01:00"
+    with pytest.raises(MappingError) as refused:
+        mapped(commerce_order(created_at="yesterday"))
+    assert refused.value.field == "created_at"
