@@ -13,8 +13,9 @@ Money rules (each one property-tested in tests/unit/test_order_money.py):
   children's ``original_price`` (equal when there is none);
 * gift cards are tender: the redeemed amount is shared over every line in proportion to its gross (a promotion
   entry ``GIFT_CARD`` that is *not* taken off ``gross_amount``) and paid by a ``GIFT_CARD`` transaction; store
-  credit is a ``STORE_CREDIT`` transaction;
-* Σ gross of all lines = grand_total + gift cards + store credit = Σ payment transactions, or the order is refused.
+  credit is a ``STORE_CREDIT`` transaction, reward points a ``REWARD_POINTS`` one;
+* Σ gross of all lines = grand_total + gift cards + store credit + reward points = Σ payment transactions, or the
+  order is refused.
 """
 
 from __future__ import annotations
@@ -127,14 +128,16 @@ def order_to_mcom(
     lines_total = sum(grosses, Decimal(0))
     gift_cards = to_quantum(order.gift_card_total, quantum)
     store_credit = to_quantum(order.store_credit_total, quantum)
+    reward_points = to_quantum(order.reward_points_total, quantum)
     grand_total = to_quantum(order.grand_total or Decimal(0), quantum)
-    expected = grand_total + gift_cards + store_credit
+    expected = grand_total + gift_cards + store_credit + reward_points
     if lines_total != expected:
+        rewards = f" + reward points {reward_points}" if reward_points else ""
         raise MappingError(
             "grand_total",
             f"the order's lines add up to {lines_total} but grand_total {grand_total} + gift cards {gift_cards}"
-            f" + store credit {store_credit} = {expected} (difference {lines_total - expected}); the order holds"
-            " amounts this connector cannot place on lines (gift wrapping, reward points, fixed product taxes?)",
+            f" + store credit {store_credit}{rewards} = {expected} (difference {lines_total - expected}); the order"
+            " holds amounts this connector cannot place on lines (gift wrapping, fixed product taxes?)",
         )
     if grand_total < 0:
         raise MappingError("grand_total", "must not be negative")
@@ -175,7 +178,16 @@ def order_to_mcom(
                 {
                     "reference": payment_ref,
                     "currency": currency,
-                    "transactions": _transactions(order, grand_total, gift_cards, store_credit, billing_ref),
+                    "transactions": _transactions(
+                        order,
+                        grand_total,
+                        [
+                            ("STORE_CREDIT", store_credit, "customerbalance"),
+                            ("REWARD_POINTS", reward_points, "reward"),
+                            ("GIFT_CARD", gift_cards, "giftcardaccount"),
+                        ],
+                        billing_ref,
+                    ),
                 }
             ],
             "lines": lines,
@@ -549,12 +561,14 @@ def _transaction(
 
 
 def _transactions(
-    order: CommerceOrder, grand_total: Decimal, gift_cards: Decimal, store_credit: Decimal, billing_ref: str
+    order: CommerceOrder, grand_total: Decimal, tenders: list[tuple[str, Decimal, str]], billing_ref: str
 ) -> list[dict[str, Any]]:
+    """The payment method's transaction (grand_total), then one per tender the store took off grand_total (store
+    credit, reward points, gift cards: method, amount, processor code)."""
     payment = order.payment
     assert payment is not None
     transactions = []
-    if grand_total > 0 or not (gift_cards or store_credit):
+    if grand_total > 0 or not any(amount for _, amount, _ in tenders):
         transactions.append(
             _transaction(
                 _payment_method(payment.method),
@@ -565,10 +579,9 @@ def _transactions(
                 payment.last_trans_id,
             )
         )
-    if store_credit:
-        transactions.append(_transaction("STORE_CREDIT", None, store_credit, "customerbalance", billing_ref))
-    if gift_cards:
-        transactions.append(_transaction("GIFT_CARD", None, gift_cards, "giftcardaccount", billing_ref))
+    for method, amount, processor in tenders:
+        if amount:
+            transactions.append(_transaction(method, None, amount, processor, billing_ref))
     return transactions
 
 

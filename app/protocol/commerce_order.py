@@ -114,6 +114,7 @@ class OrderExtension(_Model):
     gift_cards: list[GiftCardAccount] = []
     gift_cards_amount: Amount = None
     customer_balance_amount: Amount = None
+    reward_currency_amount: Amount = None  # reward points redeemed, in order currency
 
 
 class CommerceItem(_Model):
@@ -189,6 +190,7 @@ class CommerceOrder(_Model):
     # Raw I/O event payloads (magento-rest.md §2) may carry these as top-level columns.
     gift_cards_amount: Amount = None
     customer_balance_amount: Amount = None
+    reward_currency_amount: Amount = None
 
     @field_validator("grand_total")
     @classmethod
@@ -209,6 +211,10 @@ class CommerceOrder(_Model):
     @property
     def store_credit_total(self) -> Decimal:
         return abs(self.extension_attributes.customer_balance_amount or self.customer_balance_amount or Decimal(0))
+
+    @property
+    def reward_points_total(self) -> Decimal:
+        return abs(self.extension_attributes.reward_currency_amount or self.reward_currency_amount or Decimal(0))
 
 
 def unwrap_order_document(document: Any) -> Any:

@@ -781,6 +781,25 @@ def test_store_credit_is_a_store_credit_transaction_and_no_line_promotion(where)
     assert order["custom_attributes"] == []
 
 
+@pytest.mark.parametrize("where", ["extension_attributes", "top-level column (raw I/O event)"])
+def test_reward_points_are_a_reward_points_transaction_beside_store_credit(where):
+    # 50.00 candle + 5.00 shipping = 55.00; 20.00 store credit and 4.50 of reward points -> grand_total 30.50.
+    candle = item(6001, "CANDLE-SOY", name="Soy Candle", price=50.00, row_total=50.00, row_total_incl_tax=50.00)
+    doc = commerce_order(items=[candle], shipping_amount=5.00, store_credit=20.00, grand_total=30.50)
+    if where == "extension_attributes":
+        doc["extension_attributes"]["reward_currency_amount"] = 4.50
+    else:
+        doc["reward_currency_amount"] = -4.50  # raw event columns may carry it signed
+
+    order = mapped(doc)
+
+    assert transactions(order) == [
+        transaction("OFFLINE", "30.50", "checkmo"),
+        transaction("STORE_CREDIT", "20.00", "customerbalance"),
+        transaction("REWARD_POINTS", "4.50", "reward"),
+    ]
+
+
 def test_backordered_units_are_the_last_ones():
     # qty 3, 2 of them backordered: units 2 and 3 carry backordered = true.
     lamp = item(7001, "LAMP-ARC", name="Arc Lamp", qty=3, price=30.00, qty_backordered=2)

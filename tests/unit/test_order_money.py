@@ -259,6 +259,12 @@ def random_orders(draw: st.DrawFn) -> dict[str, Any]:
         store_credit = draw(st.one_of(st.integers(0, left), st.just(left)), label="store credit cents") * CENT
     if gift_cards or store_credit:
         order = commerce_order(items=items, gift_cards=gift_cards, store_credit=store_credit, **shipping)
+    left = int(order["grand_total"] * 100)
+    if left and draw(st.booleans(), label="reward points"):
+        points = draw(st.integers(1, left), label="reward points cents") * CENT
+        order["extension_attributes"]["reward_currency_amount"] = points
+        order["grand_total"] -= points
+        order["payment"]["amount_ordered"] = order["grand_total"]
     return order
 
 
@@ -305,11 +311,12 @@ def test_mapped_orders_keep_every_money_rule(doc):
     extension = doc["extension_attributes"]
     gift_cards = _amount(extension, "gift_cards_amount")
     store_credit = _amount(extension, "customer_balance_amount")
+    tenders = gift_cards + store_credit + _amount(extension, "reward_currency_amount")
 
-    # Σ gross of all lines = grand_total + gift cards + store credit = Σ payment transactions
+    # Σ gross of all lines = grand_total + gift cards + store credit + reward points = Σ payment transactions
     transactions = [t for payment in mapped["payments"] for t in payment["transactions"]]
-    assert _sum(lines, "gross") == doc["grand_total"] + gift_cards + store_credit
-    assert sum((t["amount"] for t in transactions), Decimal(0)) == doc["grand_total"] + gift_cards + store_credit
+    assert _sum(lines, "gross") == doc["grand_total"] + tenders
+    assert sum((t["amount"] for t in transactions), Decimal(0)) == doc["grand_total"] + tenders
     assert all(t["amount"] >= 0 for t in transactions)
     # the gift cards are shared over the lines as GIFT_CARD promotions that are not taken off gross
     assert _sum(lines, "gift_card") == gift_cards
