@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import warnings
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import authlib.deprecate  # noqa: F401  (installs an "always" filter for its warnings: ours below must come after)
@@ -165,6 +166,26 @@ def unregister() -> None:
     _integration_call("unregister")
 
 
+def _run_once(settings: Settings, action: str, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run one service call for a CLI command (migrating first unless RUN_MIGRATIONS=false); a ConnectorError
+    ends the command with exit code 1 and the reason."""
+    runtime = _runtime(settings)
+
+    async def run() -> Any:
+        try:
+            if settings.run_migrations:
+                await runtime.migrate()
+            return await work(runtime)
+        finally:
+            await runtime.db.dispose()
+
+    try:
+        return asyncio.run(run())
+    except ConnectorError as exc:
+        typer.echo(f"oms-connector: {action} failed: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+
+
 stock_cli = typer.Typer(help="Stock (owned by the OMS).", no_args_is_help=True)
 cli.add_typer(stock_cli, name="stock")
 
@@ -180,21 +201,7 @@ def stock_reset() -> None:
     if refusal is not None:  # refused before anything starts (no embedded server, no migration)
         typer.echo(f"oms-connector: {refusal}", err=True)
         raise typer.Exit(1)
-    runtime = _runtime(settings)
-
-    async def run() -> Any:
-        try:
-            if settings.run_migrations:
-                await runtime.migrate()
-            return await runtime.stock.reset()
-        finally:
-            await runtime.db.dispose()
-
-    try:
-        result = asyncio.run(run())
-    except ConnectorError as exc:
-        typer.echo(f"oms-connector: stock reset failed: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+    result = _run_once(settings, "stock reset", lambda runtime: runtime.stock.reset())
     typer.echo(
         f"stock reset: cleared {result.skus} SKUs; queued {result.messages} stock messages of quantity 100 "
         f"for aggregates {', '.join(result.aggregates) or '(none)'} — the workers apply them"
@@ -214,21 +221,7 @@ def orders_sync(
     """The seed's oms:orders:sync [N]: queue again the orders not exported (exportable status but no export;
     export failed, discarded or dead), oldest first; the workers deliver them."""
     settings, _ = _settings()
-    runtime = _runtime(settings)
-
-    async def run() -> Any:
-        try:
-            if settings.run_migrations:
-                await runtime.migrate()
-            return await runtime.orders.sync(limit)
-        finally:
-            await runtime.db.dispose()
-
-    try:
-        result = asyncio.run(run())
-    except ConnectorError as exc:
-        typer.echo(f"oms-connector: orders sync failed: {exc.message}", err=True)
-        raise typer.Exit(1) from exc
+    result = _run_once(settings, "orders sync", lambda runtime: runtime.orders.sync(limit))
     numbers = ", ".join(result.increment_ids[:20]) + (" …" if result.queued > 20 else "")
     typer.echo(f"orders sync: queued {result.queued} orders for export" + (f": {numbers}" if numbers else ""))
     for skipped in result.skipped:

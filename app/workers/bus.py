@@ -208,6 +208,10 @@ class Bus:
         messages = await self.claim_outbound(channel, limit=sender.batch_size)
         if not messages:
             return 0
+        await self._deliver_and_record(sender, messages)
+        return len(messages)
+
+    async def _deliver_and_record(self, sender: Sender, messages: Sequence[OutboundMessage]) -> list[Any | PeerError]:
         started = time.monotonic()
         try:
             outcomes = await sender.deliver(messages)
@@ -216,7 +220,7 @@ class Bus:
         duration_ms = int((time.monotonic() - started) * 1000)
         # Shielded: once the OMS has answered, a shutdown must not turn a delivered message into a resend.
         await asyncio.shield(self.record_outbound(messages, outcomes, duration_ms))
-        return len(messages)
+        return outcomes
 
     def can_send(self, channel: str) -> bool:
         return channel in self.senders
@@ -224,15 +228,7 @@ class Bus:
     async def send_inline(self, message: OutboundMessage) -> Any | PeerError:
         """Deliver one message that the caller leased (LEASE_FOR_INLINE_SEND) and record the outcome exactly as a
         worker would: on failure it stays in the outbox (retrying or failed) under the usual rules."""
-        sender = self.senders[message.channel]
-        started = time.monotonic()
-        try:
-            outcome = (await sender.deliver([message]))[0]
-        except PeerError as exc:
-            outcome = exc
-        duration_ms = int((time.monotonic() - started) * 1000)
-        await asyncio.shield(self.record_outbound([message], [outcome], duration_ms))
-        return outcome
+        return (await self._deliver_and_record(self.senders[message.channel], [message]))[0]
 
     def leased_message(self, row: Any, lease_until: datetime) -> OutboundMessage:
         return OutboundMessage(
