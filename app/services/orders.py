@@ -10,6 +10,7 @@ that sends it, and if that request fails or dies the outbox delivers it.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,6 +61,16 @@ def order_lane(increment_id: str) -> str:
     return f"order/{increment_id}"
 
 
+@dataclass(frozen=True)
+class StoredOrder:
+    """What a post found in the database, under the order's row lock."""
+
+    id: int
+    status: str  # the store's status now in force (a stale post does not change it)
+    export_message_id: int | None  # set once the order was exported
+    exports: int  # export messages queued so far (the next one's id suffix is exports + 1)
+
+
 class OrderService:
     def __init__(
         self,
@@ -96,14 +107,14 @@ class OrderService:
         leased: OutboundMessage | None = None
         message_id: int | None = None
         async with self.db.connect() as connection:
-            row_id, state = await self._store(connection, order, text, path, now)
-            exported_before = state["export_message_id"] is not None
+            stored = await self._store(connection, order, text, path, now)
+            exported_before = stored.export_message_id is not None
             if not exported_before and refusal is not None:
                 raise refusal  # rolls the insert back: nothing of an unusable order is stored
-            if not exported_before and state["status"] in self.settings.oms_export_statuses:
+            if not exported_before and stored.status in self.settings.oms_export_statuses:
                 assert mapped is not None
                 message_id = await self._queue_export(
-                    connection, row_id, order.increment_id, state["exports"], mapped, now
+                    connection, stored.id, order.increment_id, stored.exports, mapped, now
                 )
                 if inline:
                     leased = await self._lease(connection, message_id, now)
@@ -116,7 +127,7 @@ class OrderService:
                 message_id=None,
                 exported_now=False,
                 mode=mode,
-                reason=self._held_reason(state["status"]),
+                reason=self._held_reason(stored.status),
             )
             return answer, 202
         if message_id is not None and not sync:  # the usual case: queued now, nothing more to read
@@ -156,7 +167,7 @@ class OrderService:
 
     async def _store(
         self, connection: AsyncConnection, order: CommerceOrder, text: str, path: list[str], now: datetime
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> StoredOrder:
         """Insert the order or lock the stored one (newer post wins; an older one changes nothing)."""
         updated_at = _commerce_time(order.updated_at)
         values = {
@@ -171,13 +182,13 @@ class OrderService:
         }
         inserted = (await connection.execute(queries.INSERT_ORDER, values)).first()
         if inserted is not None:
-            return inserted.id, {"export_message_id": None, "exports": 0, "status": order.status}
+            return StoredOrder(id=inserted.id, status=order.status, export_message_id=None, exports=0)
         row = (await connection.execute(queries.LOCK_ORDER, {"increment_id": order.increment_id})).one()
         stale = updated_at is not None and row.commerce_updated_at is not None and updated_at < row.commerce_updated_at
         if not stale:  # a late event (Adobe I/O delivers at least once, in any order) leaves the newer state
             await connection.execute(queries.UPDATE_ORDER, {**values, "id": row.id})
         status = row.commerce_status if stale else order.status
-        return row.id, {"export_message_id": row.export_message_id, "exports": row.exports, "status": status}
+        return StoredOrder(id=row.id, status=status, export_message_id=row.export_message_id, exports=row.exports)
 
     async def _bundle_rules(self, order: CommerceOrder) -> dict[str, str]:
         bundle_skus = [item.sku for item in order.items if item.product_type.lower() == "bundle"]
