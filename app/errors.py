@@ -80,6 +80,13 @@ class MethodNotFound(RequestError):
     jsonrpc_code = -32601
 
 
+class MethodNotServed(RequestError):
+    """The method is part of the protocol, but this connector does not serve it."""
+
+    http_status = 501
+    jsonrpc_code = -32004
+
+
 class OrderRejected(RequestError):
     """The order cannot be exported as it is; ``errors`` names each field at fault."""
 
@@ -136,6 +143,12 @@ class PeerUnavailable(PeerError):
 
 class PeerRejected(PeerError):
     """The peer refused the call (4xx or a JSON-RPC error); sending it again will not help."""
+
+
+class LifecycleConflict(ConnectorError):
+    """The order is not in a state that allows this (e.g. a cancel once the OMS has it in logistics)."""
+
+    http_status = 409
 
 
 class OperatorActionRefused(ConnectorError):

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -205,8 +207,133 @@ class SalesOrder(Base):
     acknowledged_message_id: Mapped[int | None] = mapped_column(BigInteger)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # What the OMS said since (order lifecycle): its current status, a cancel asked for / confirmed, store credit.
+    oms_status: Mapped[str | None] = mapped_column(Text)  # upper case
+    oms_status_reason: Mapped[str | None] = mapped_column(Text)
+    oms_status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    cancel_message_id: Mapped[int | None] = mapped_column(BigInteger)  # the cancel call to the OMS
+    canceled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the OMS confirmed it
+    cancel_commerce_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    store_credit: Mapped[Decimal | None] = mapped_column(Numeric(20, 4))  # issued for the gift-card part (seed O16)
+    store_credit_note: Mapped[str | None] = mapped_column(Text)  # why it was issued, or why not
+    store_credit_message_id: Mapped[int | None] = mapped_column(BigInteger)  # its comment to Adobe Commerce
 
     __table_args__ = (Index("ix_sales_order_received_at", "received_at"),)
+
+
+class OrderLine(Base):
+    """One line of the create call as the OMS knows it (a unit of a Magento item, or SHIPPING), and what happened to
+    it since: its OMS status, and the shipment, return and refund that took it. Written with the export."""
+
+    __tablename__ = "order_line"
+
+    order_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("sales_order.id", ondelete="CASCADE"), primary_key=True
+    )
+    line_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    line_number: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[str | None] = mapped_column(Text)  # the Magento order item; None for SHIPPING
+    sku: Mapped[str] = mapped_column(Text)
+    product_type: Mapped[str] = mapped_column(Text)
+    gross: Mapped[Decimal] = mapped_column(Numeric(20, 4))
+    status: Mapped[str | None] = mapped_column(Text)  # the OMS line status, as last sent
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    shipment_id: Mapped[int | None] = mapped_column(BigInteger)
+    return_id: Mapped[int | None] = mapped_column(BigInteger)
+    refund_id: Mapped[int | None] = mapped_column(BigInteger)
+    refunded_before_shipment: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+class OrderStatusChange(Base):
+    """The status history trail (the seed's order comments): one row per status change the OMS reported."""
+
+    __tablename__ = "order_status_change"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sales_order.id", ondelete="CASCADE"))
+    oms_status: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    commerce_status: Mapped[str | None] = mapped_column(Text)  # OMS_STATUS_MAP; None: not mapped
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the OMS's status_date
+    line_statuses: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    message_id: Mapped[int] = mapped_column(BigInteger)  # the OMS message (no FK: the journal is pruned)
+    commerce_message_id: Mapped[int | None] = mapped_column(BigInteger)  # its delivery to Adobe Commerce
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_order_status_change_order_id", "order_id", "id"),)
+
+
+class OrderShipment(Base):
+    """A shipment the OMS reported (`customer_shipment_done`), keyed per order by its shipment id (or a derived
+    key), with its items (Magento item + quantity) and packages (carrier, tracking)."""
+
+    __tablename__ = "order_shipment"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sales_order.id", ondelete="CASCADE"))
+    shipment_key: Mapped[str] = mapped_column(Text)
+    source_id: Mapped[str | None] = mapped_column(Text)
+    method: Mapped[str | None] = mapped_column(Text)
+    shipped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    packages: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    invoice_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    commerce_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("order_id", "shipment_key"),)
+
+
+class OrderReturn(Base):
+    """A return (RMA): asked for by the store (`POST /orders/{id}/returns`) and/or reported by the OMS; its state
+    changes update the same row, keyed per order by ``rma`` once the OMS has named it."""
+
+    __tablename__ = "order_return"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sales_order.id", ondelete="CASCADE"))
+    rma: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    source_id: Mapped[str | None] = mapped_column(Text)
+    tracking: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    request_message_id: Mapped[int | None] = mapped_column(BigInteger)  # the authorize call, if the store asked
+    message_id: Mapped[int | None] = mapped_column(BigInteger)  # the last OMS update
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("order_id", "rma"),)
+
+
+class OrderRefund(Base):
+    """A refund the OMS released (`refund_management.updated`), keyed per order by its credit note number. It makes
+    a credit memo for the lines already shipped (or, for an appeasement, an adjustment); lines not shipped yet are
+    recorded as refunded before shipment and make none."""
+
+    __tablename__ = "order_refund"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("sales_order.id", ondelete="CASCADE"))
+    credit_note_number: Mapped[str] = mapped_column(Text)
+    credit_note_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rma: Mapped[str | None] = mapped_column(Text)
+    refund_type: Mapped[str] = mapped_column(Text)
+    refund_reason: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))  # return | appeasement
+    credit_memo: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # None: no credit memo (nothing shipped)
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)  # every refunded line with its amounts
+    before_shipment: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    total: Mapped[Decimal] = mapped_column(Numeric(20, 4))
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    commerce_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("order_id", "credit_note_number"),)
 
 
 class BundleSourcingRule(Base):

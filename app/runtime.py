@@ -9,17 +9,21 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from app.clients.commerce import CommerceClient
 from app.clients.oms import OmsClient
 from app.clock import Clock, SystemClock
 from app.db import Database, DatabaseUrl, head_revision, migrate, resolve_database_url
 from app.plugins import load_line_attribute_plugins
+from app.services.commerce_effects import COMMERCE_CHANNEL
 from app.services.inbox import InboxWriter, OmsInbox
 from app.services.integration import IntegrationSwitch, Registrar
 from app.services.journal import Journal
+from app.services.order_actions import OrderActions
 from app.services.orders import OrderService
 from app.services.stock import StockService
 from app.settings import Settings
 from app.workers.bus import Bus, Sender
+from app.workers.commerce_sender import CommerceSender
 from app.workers.oms_sender import OmsSender
 from app.workers.registry import HandlerRegistry, build_registry
 from app.workers.runner import WorkerPool
@@ -41,7 +45,9 @@ class Runtime:
     journal: Journal
     stock: StockService
     orders: OrderService
+    order_actions: OrderActions
     client: OmsClient | None
+    commerce: CommerceClient | None
     head_revision: str | None
     workers: WorkerPool | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
@@ -55,6 +61,7 @@ class Runtime:
         clock: Clock | None = None,
         registry: HandlerRegistry | None = None,
         oms_transport: httpx.AsyncBaseTransport | None = None,
+        commerce_transport: httpx.AsyncBaseTransport | None = None,
     ) -> Runtime:
         url = url or resolve_database_url(
             settings.database_url.get_secret_value() if settings.database_url else None, settings.data_dir
@@ -67,6 +74,9 @@ class Runtime:
         senders: dict[str, Sender] = {}
         if client is not None:
             senders["oms"] = OmsSender(client, mode=settings.oms_send_mode, batch_size=settings.oms_rpc_batch_size)
+        commerce = CommerceClient.from_settings(settings, commerce_transport) if settings.commerce_configured else None
+        if commerce is not None:
+            senders[COMMERCE_CHANNEL] = CommerceSender(commerce)
         bus = Bus(
             db=db, registry=registry, settings=settings, clock=clock, senders=senders, is_enabled=switch.is_enabled
         )
@@ -84,7 +94,9 @@ class Runtime:
             journal=Journal(db, clock),
             stock=StockService(db, clock, settings),
             orders=OrderService(db, clock, settings, bus, load_line_attribute_plugins()),
+            order_actions=OrderActions(db, clock, settings, bus.outbox),
             client=client,
+            commerce=commerce,
             head_revision=head_revision(url),
         )
 
@@ -124,4 +136,6 @@ class Runtime:
         await self.writer.stop()
         if self.client is not None:
             await self.client.aclose()
+        if self.commerce is not None:
+            await self.commerce.aclose()
         await self.db.dispose()

@@ -69,6 +69,8 @@ def _quantity_number(value: Decimal | None) -> int | float | None:
 
 
 Quantity = Annotated[Decimal, PlainSerializer(_quantity_number, return_type=int | float)]
+# Money leaves as a decimal string: exact, whatever the client parses JSON numbers into.
+Money = Annotated[Decimal, PlainSerializer(str, return_type=str)]
 
 
 class AggregateStock(BaseModel):
@@ -191,9 +193,154 @@ class OrderSummary(BaseModel):
     acknowledged_at: datetime | None
 
 
+Delivery = Field(
+    description="Delivery of this effect to Adobe Commerce: recorded_only (ADOBE_COMMERCE_* not set, or nothing to "
+    "deliver), pending, delivered, retrying, failed, dead or discarded (see the journal message)"
+)
+
+
+class StatusChange(BaseModel):
+    oms_status: str
+    reason: str | None
+    commerce_status: str | None = Field(description="OMS_STATUS_MAP's status for it; null when unmapped")
+    status_at: datetime | None = Field(description="When the OMS says the status changed")
+    recorded_at: datetime
+    message_id: int = Field(description="The OMS message (journal id)")
+    line_statuses: list[dict[str, Any]]
+    delivery: str = Delivery
+    commerce_message_id: int | None
+
+
+class Package(BaseModel):
+    id: str | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+    tracking_link: str | None = None
+    tracking_comment: str | None = None
+    line_ids: list[str] = []
+
+
+class ShipmentView(BaseModel):
+    shipment_key: str = Field(description="The OMS's shipment id, or the key derived when it sent none")
+    source_id: str | None
+    method: str | None
+    shipped_at: datetime | None
+    items: list[dict[str, Any]] = Field(description="Adobe Commerce items and quantities, with the OMS line ids")
+    packages: list[Package]
+    message_id: int
+    recorded_at: datetime
+    invoice_delivery: str = Field(description="The invoice sent before the shipment (same states as delivery)")
+    invoice_message_id: int | None
+    delivery: str = Delivery
+    commerce_message_id: int | None
+
+
+class ReturnView(BaseModel):
+    rma: str | None = Field(description="The OMS's RMA id; null until the OMS answers a return the store asked for")
+    status: str
+    status_at: datetime | None
+    source_id: str | None
+    tracking: dict[str, Any]
+    lines: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    request_message_id: int | None = Field(description="The authorize call to the OMS, when the store asked")
+    request_delivery: str | None = Field(description="State of that call (pending, delivered, failed…)")
+    created_at: datetime
+    updated_at: datetime
+
+
+class CreditMemoView(BaseModel):
+    credit_note_number: str
+    credit_note_date: datetime | None
+    rma: str | None
+    refund_type: str
+    refund_reason: str | None
+    kind: str = Field(description="return | appeasement")
+    credit_memo: dict[str, Any] | None = Field(
+        description="The credit memo for shipped lines; null when every refunded line was refunded before shipment"
+    )
+    lines: list[dict[str, Any]]
+    refunded_before_shipment: list[str] = Field(description="Line ids refunded before they shipped: no credit memo")
+    total: Money
+    message_id: int
+    recorded_at: datetime
+    delivery: str = Delivery
+    commerce_message_id: int | None
+
+
+class CancelView(BaseModel):
+    requested_at: datetime | None = Field(description="When the store or an operator asked (POST .../cancel)")
+    reason: str | None
+    message_id: int | None = Field(description="The cancel call to the OMS (journal id)")
+    request_delivery: str | None = Field(description="State of that call")
+    canceled_at: datetime | None = Field(description="When the OMS confirmed it (a CANCELED update)")
+    delivery: str = Delivery
+    commerce_message_id: int | None
+
+
+class StoreCreditView(BaseModel):
+    amount: Money | None = Field(description="Issued for the gift-card part; null when none was issued")
+    note: str = Field(description="Why it was issued, or why not")
+    delivery: str = Delivery
+    commerce_message_id: int | None
+
+
+class OrderLifecycle(BaseModel):
+    """What the OMS said about the order since the export (the seed's admin view of it)."""
+
+    oms_status: str | None
+    oms_status_reason: str | None
+    oms_status_at: datetime | None
+    history: list[StatusChange] = Field(description="One entry per OMS status change, oldest first")
+    lines: list[dict[str, Any]] = Field(description="The OMS unit lines: status, shipped, returned, refunded")
+    shipments: list[ShipmentView]
+    returns: list[ReturnView]
+    credit_memos: list[CreditMemoView]
+    cancel: CancelView | None
+    store_credit: StoreCreditView | None
+
+
 class OrderView(OrderSummary):
     order: dict[str, Any] = Field(description="The order as the store last posted it")
     mcom: dict[str, Any] | None = Field(description="The magento.sales.order_management.create params as queued")
+    lifecycle: OrderLifecycle | None = None
+
+
+class CancelRequest(BaseModel):
+    reason: str = Field(default="", max_length=500, description="Why; sent to the OMS with the cancel")
+
+
+class CancelAnswer(BaseModel):
+    increment_id: str
+    outcome: str = Field(description="requested | already_requested | already_canceled")
+    oms_status: str | None
+    message_id: int | None = Field(description="The cancel call to the OMS (journal id)")
+    method: str = Field(description="The JSON-RPC method used (OMS_CANCEL_METHOD)")
+
+
+class ReturnItem(BaseModel):
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    item_id: str = Field(min_length=1, max_length=40, description="The Adobe Commerce order item id")
+    qty: int = Field(ge=1, le=10_000)
+    reason: str = Field(default="", max_length=100)
+    reason_description: str = Field(default="", max_length=1000)
+    condition: str = Field(default="", max_length=100)
+    condition_description: str = Field(default="", max_length=1000)
+
+
+class ReturnRequest(BaseModel):
+    items: list[ReturnItem] = Field(min_length=1, max_length=1000)
+    source_id: str = Field(default="", max_length=100, description="The source that receives the return")
+    return_tracking_number: str = Field(default="", max_length=30)
+    return_tracking_carrier: str = Field(default="", max_length=100)
+    return_tracking_label_url: str = Field(default="", max_length=2000)
+
+
+class ReturnAnswer(BaseModel):
+    increment_id: str
+    message_id: int = Field(description="The authorize call to the OMS (journal id)")
+    lines: list[dict[str, Any]] = Field(description="The OMS unit lines asked back (line_number, sku, item_id)")
 
 
 class OrderPage(BaseModel):

@@ -18,6 +18,18 @@ from app.protocol.sourcing_rules import SHIP_TOGETHER, normalize_sourcing_rule
 
 GENERATED_TOKEN_BYTES = 32
 
+# The inferred mapping of protocol §4. "holded", "complete" and "canceled" name the state the order reaches through
+# the matching action (hold, ship + invoice, cancel); see app/mappers/lifecycle_to_commerce.py.
+DEFAULT_STATUS_MAP: dict[str, str | None] = {
+    "RECEIVED": "processing",
+    "ONHOLD": "holded",
+    "LOGISTICS": "processing",
+    "LOGISTICSCOMPLETE": "processing",
+    "COMPLETE": "complete",
+    "CANCELED": "canceled",
+    "CANCELLED": "canceled",
+}
+
 
 class ConfigurationError(Exception):
     """The configuration is invalid; the message names the environment variable(s) at fault."""
@@ -72,6 +84,26 @@ class Settings(BaseSettings):
     oms_bundle_sourcing_rule: str = SHIP_TOGETHER  # for bundles without a rule of their own (PUT …/sourcing-rule)
     commerce_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # POST /orders and other store calls
 
+    # --- order lifecycle (what the OMS tells us after the export) ---------------------------------------------
+    # OMS order status → Adobe Commerce status, merged over DEFAULT_STATUS_MAP; "" or null: recorded, mapped to
+    # nothing. Keys are compared case-insensitively.
+    oms_status_map: dict[str, str | None] = {}
+    # An order whose OMS status is one of these can no longer be canceled (409).
+    oms_cancel_blocked_statuses: list[str] = ["LOGISTICS", "LOGISTICSCOMPLETE", "COMPLETE"]
+    # The known peers define no cancel method; this is what the connector calls (protocol §4).
+    oms_cancel_method: str = Field(default="magento.sales.order_management.cancel", min_length=1, max_length=200)
+
+    # --- Adobe Commerce REST (where the recorded effects are delivered; unset: recorded only) -----------------
+    adobe_commerce_url: AnyHttpUrl | None = None  # e.g. https://shop.example/rest/all/V1
+    adobe_commerce_token: SecretStr | None = None  # integration access token (bearer)
+    adobe_commerce_invoice_on_shipment: bool = True  # invoice (offline) what a shipment ships, if not invoiced yet
+    adobe_commerce_notify_customer: bool = True  # shipments and credit memos e-mail the customer
+    adobe_commerce_timeout_s: float = Field(default=30.0, gt=0)
+    # OMS stock aggregate → MSI source code; stock of aggregates not listed is not delivered.
+    adobe_commerce_source_codes: dict[str, str] = {}
+    # Source items per POST /inventory/source-items: 20 is the Web API input limit when it is switched on.
+    adobe_commerce_source_items_batch: int = Field(default=20, ge=1, le=5000)
+
     # --- who may call us ----------------------------------------------------------------------------------
     operator_token: SecretStr | None = None
     commerce_token: SecretStr | None = None
@@ -81,7 +113,12 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("operator_token", "commerce_token", mode="before")
+    @field_validator("adobe_commerce_url", mode="before")
+    @classmethod
+    def _empty_url_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("operator_token", "commerce_token", "adobe_commerce_token", mode="before")
     @classmethod
     def _blank_token_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -110,6 +147,29 @@ class Settings(BaseSettings):
             raise ValueError('give at least one order status, e.g. ["pending"]')
         return cleaned
 
+    @field_validator("oms_status_map")
+    @classmethod
+    def _status_map(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        cleaned: dict[str, str | None] = {}
+        for status, commerce in value.items():
+            if not status.strip():
+                raise ValueError("an OMS status must not be empty")
+            cleaned[status.strip().upper()] = (commerce or "").strip() or None
+        return cleaned
+
+    @field_validator("oms_cancel_blocked_statuses")
+    @classmethod
+    def _upper_statuses(cls, value: list[str]) -> list[str]:
+        return [status.strip().upper() for status in value if status.strip()]
+
+    @field_validator("adobe_commerce_source_codes")
+    @classmethod
+    def _source_codes(cls, value: dict[str, str]) -> dict[str, str]:
+        cleaned = {aggregate.strip(): code.strip() for aggregate, code in value.items()}
+        if any(not aggregate or not code for aggregate, code in cleaned.items()):
+            raise ValueError("aggregate ids and source codes must not be empty")
+        return cleaned
+
     @field_validator("oms_bundle_sourcing_rule")
     @classmethod
     def _sourcing_rule(cls, value: str) -> str:
@@ -126,12 +186,23 @@ class Settings(BaseSettings):
             raise ValueError("OMS_OAUTH_CLIENT_ID is required when OMS_OAUTH_SERVER_URL is set")
         if self.oms_signature == "required" and self.oms_url and not self.oms_secret.get_secret_value():
             raise ValueError("OMS_SECRET is required when OMS_URL is set and OMS_SIGNATURE=required")
+        if (self.adobe_commerce_url is None) != (self.adobe_commerce_token is None):
+            raise ValueError("ADOBE_COMMERCE_URL and ADOBE_COMMERCE_TOKEN are set together (or neither)")
         return self
 
     # --- derived --------------------------------------------------------------------------------------------
     @property
     def oms_configured(self) -> bool:
         return self.oms_url is not None
+
+    @property
+    def commerce_configured(self) -> bool:
+        return self.adobe_commerce_url is not None and self.adobe_commerce_token is not None
+
+    @property
+    def status_map(self) -> dict[str, str | None]:
+        """OMS status (upper case) → Adobe Commerce status (None: recorded only)."""
+        return {**DEFAULT_STATUS_MAP, **self.oms_status_map}
 
     @property
     def callback_url(self) -> str | None:

@@ -14,13 +14,13 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from pydantic import SecretStr
 
+from app.clients.http_answers import retry_after_seconds, shorten
 from app.errors import PeerError, PeerRejected, PeerUnavailable
 from app.protocol.jsonrpc import request_envelope
 from app.settings import Settings
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 TOKEN_LEEWAY_S = 30  # renew this long before the token's announced expiry
 MAX_CONNECTIONS = 64
-MAX_ERROR_TEXT = 500
 
 
 @dataclass(frozen=True)
@@ -184,7 +183,7 @@ class OmsClient:
                 self.token_error = f"token endpoint unreachable: {exc.__class__.__name__}"
                 raise PeerUnavailable(self.token_error) from exc
             except Exception as exc:  # authlib raises OAuthError and friends for refused or odd answers
-                self.token_error = f"token request failed: {exc.__class__.__name__}: {_short(str(exc))}"
+                self.token_error = f"token request failed: {exc.__class__.__name__}: {shorten(str(exc))}"
                 raise PeerUnavailable(self.token_error) from exc
             self.token_error = None
             self.token_fetched_at = time.time()
@@ -206,30 +205,17 @@ class OmsClient:
         }
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date); None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
 def _raise_for_status(response: httpx.Response) -> None:
     status = response.status_code
     if status == 429 or status >= 500:
         raise PeerUnavailable(
-            f"OMS answered HTTP {status}: {_short(response.text)}",
+            f"OMS answered HTTP {status}: {shorten(response.text)}",
             retry_after_s=retry_after_seconds(response.headers.get("retry-after")),
         )
     if status == 401:
         raise PeerUnavailable("OMS answered HTTP 401 even with a fresh token: check the OAuth settings")
     if not 200 <= status < 300:
-        raise PeerRejected(f"OMS answered HTTP {status}: {_short(response.text)}")
+        raise PeerRejected(f"OMS answered HTTP {status}: {shorten(response.text)}")
 
 
 def _json_body(response: httpx.Response) -> Any:
@@ -238,13 +224,13 @@ def _json_body(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError as exc:
-        raise PeerRejected(f"OMS answer is not JSON: {_short(response.text)}") from exc
+        raise PeerRejected(f"OMS answer is not JSON: {shorten(response.text)}") from exc
 
 
 def _single_result(response: httpx.Response) -> Any:
     document = _json_body(response)
     if not isinstance(document, dict):
-        raise PeerRejected(f"OMS answer is not a JSON object: {_short(response.text)}")
+        raise PeerRejected(f"OMS answer is not a JSON object: {shorten(response.text)}")
     return _result_of(document)
 
 
@@ -254,7 +240,7 @@ def _batch_items(response: httpx.Response) -> list[Any]:
         _result_of(document)  # a single error object for the whole batch: raise it
         raise PeerRejected("OMS answered a batch with a single object")
     if not isinstance(document, list):
-        raise PeerRejected(f"OMS answer to a batch is not a list: {_short(response.text)}")
+        raise PeerRejected(f"OMS answer to a batch is not a list: {shorten(response.text)}")
     return document
 
 
@@ -265,12 +251,7 @@ def _result_of(document: dict[str, Any]) -> Any:
             message = f"{error.get('code', '')} {error.get('message', '')}".strip() or json.dumps(error)
         else:
             message = str(error)
-        raise PeerRejected(f"OMS returned an error: {_short(message)}")
+        raise PeerRejected(f"OMS returned an error: {shorten(message)}")
     if "result" not in document:
         raise PeerRejected("OMS answer has no result")
     return document["result"]
-
-
-def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "…"

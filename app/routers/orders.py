@@ -10,7 +10,18 @@ from fastapi.responses import JSONResponse
 
 from app.deps import CommerceAuth, CommerceOrOperatorAuth, OperatorAuth, RuntimeDep
 from app.routers.body import read_limited_body
-from app.schemas import ExportStatus, OrderExportAnswer, OrderPage, OrderSyncRequest, OrderSyncResult, OrderView
+from app.schemas import (
+    CancelAnswer,
+    CancelRequest,
+    ExportStatus,
+    OrderExportAnswer,
+    OrderPage,
+    OrderSyncRequest,
+    OrderSyncResult,
+    OrderView,
+    ReturnAnswer,
+    ReturnRequest,
+)
 from app.services.orders import MAX_PAGE
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -114,6 +125,45 @@ async def sync_orders(runtime: RuntimeDep, body: OrderSyncRequest | None = None)
 
 @router.get("/{increment_id}", response_model=OrderView, dependencies=[CommerceOrOperatorAuth])
 async def get_order(runtime: RuntimeDep, increment_id: str) -> OrderView:
-    """One order: as the store posted it, its export status (and why), the create params sent to the OMS, and
-    the journal ids of its export and of the OMS's acknowledgement."""
-    return await runtime.orders.get(increment_id)
+    """One order: as the store posted it, its export status (and why), the create params sent to the OMS, the
+    journal ids of its export and of the OMS's acknowledgement, and its `lifecycle`: OMS status history, shipments
+    with tracking, returns, credit memos, cancel and store credit, each effect with its delivery to Adobe
+    Commerce."""
+    view = await runtime.orders.get(increment_id)
+    view.lifecycle = await runtime.order_actions.lifecycle(increment_id)
+    return view
+
+
+@router.post(
+    "/{increment_id}/cancel",
+    response_model=CancelAnswer,
+    status_code=202,
+    dependencies=[CommerceOrOperatorAuth],
+    responses={
+        404: {"description": "No such order"},
+        409: {"description": "The OMS has the order in a logistics or completed status, or it was never exported"},
+    },
+)
+async def cancel_order(runtime: RuntimeDep, increment_id: str, body: CancelRequest | None = None) -> CancelAnswer:
+    """Cancel the entire order (the seed's O8): sends OMS_CANCEL_METHOD to the OMS through the outbox and records
+    "cancel requested"; the OMS's CANCELED update completes it (and cancels it in Adobe Commerce). Refused (409)
+    once the OMS status is in OMS_CANCEL_BLOCKED_STATUSES. Asking twice is the same request."""
+    return await runtime.order_actions.cancel(increment_id, (body or CancelRequest()).reason)
+
+
+@router.post(
+    "/{increment_id}/returns",
+    response_model=ReturnAnswer,
+    status_code=202,
+    dependencies=[CommerceOrOperatorAuth],
+    responses={
+        404: {"description": "No such order"},
+        409: {"description": "The order was never exported"},
+        422: {"description": "`errors` names each item not on the order or not shipped in that quantity"},
+    },
+)
+async def request_return(runtime: RuntimeDep, increment_id: str, body: ReturnRequest) -> ReturnAnswer:
+    """Ask the OMS to authorize a return of shipped items (Adobe Commerce item ids and quantities): picks shipped,
+    not yet returned unit lines of each item and sends `magento.postsales.return_management.authorize` with their
+    line numbers and SKUs. The OMS answers with a return update (RMA id), shown in the order's `lifecycle`."""
+    return await runtime.order_actions.request_return(increment_id, body)

@@ -21,10 +21,10 @@ import asyncpg
 
 from app.clock import Clock
 from app.db import Database, is_connection_error
-from app.errors import ConnectorError, MethodNotFound, RequestError, StorageUnavailable
+from app.errors import ConnectorError, MethodNotFound, MethodNotServed, RequestError, StorageUnavailable
 from app.models import Direction, Status
 from app.protocol.jsonrpc import RpcRequest, parse_request
-from app.protocol.methods import OMS_TO_CONNECTOR, lane_for
+from app.protocol.methods import NOT_SERVED, OMS_TO_CONNECTOR, lane_for
 from app.protocol.references import extract_references
 from app.workers.outbox import NewMessage, insert_parameters
 from app.workers.queries import INSERT_MESSAGES, positional
@@ -157,6 +157,10 @@ class OmsInbox:
         self.writer = writer
 
     async def accept(self, request: RpcRequest, body: bytes, headers: Mapping[str, str]) -> Accepted:
+        if request.method in NOT_SERVED:
+            refusal = MethodNotServed(f"{request.method} is not served: {NOT_SERVED[request.method]}")
+            await self.reject(body, headers, refusal, request=request)
+            raise refusal
         if request.method not in OMS_TO_CONNECTOR:
             await self.reject(body, headers, MethodNotFound(f"unknown method {request.method}"), request=request)
             raise MethodNotFound(f"method not found: {request.method}")

@@ -1,0 +1,164 @@
+"""Adobe Commerce (Magento 2) REST API: an integration token (bearer) over an injectable httpx transport.
+
+Errors are translated for the outbox's rules (reference/magento-rest.md §1): timeouts, connection errors, 5xx and
+429 raise ``PeerUnavailable`` (retried, Retry-After honoured), and so does 401/403 (a token being rotated or a
+missing ACL resource is fixed by an operator, after which the effect must still arrive); 400, 404 and other 4xx
+raise ``PeerRejected`` with Magento's own message, its ``%1`` / ``%name`` placeholders filled in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from app.clients.http_answers import retry_after_seconds, shorten
+from app.clients.oms import make_transport
+from app.errors import PeerRejected, PeerUnavailable
+from app.settings import Settings
+
+PLACEHOLDER = re.compile(r"%(\w+)")
+SEARCH_PAGE_SIZE = 100  # one order has a handful of shipments, invoices and credit memos
+
+
+def render_magento_message(message: str, parameters: Any) -> str:
+    """Magento's ``{message, parameters}``: ``%1``, ``%2`` index a list (from 1), ``%name`` a dict."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if isinstance(parameters, list) and name.isdigit() and 0 < int(name) <= len(parameters):
+            return str(parameters[int(name) - 1])
+        if isinstance(parameters, dict) and name in parameters:
+            return str(parameters[name])
+        return match.group(0)
+
+    return PLACEHOLDER.sub(value, message) if parameters else message
+
+
+def magento_error_text(response: httpx.Response) -> str:
+    """What Magento said, for the journal: the rendered ``message`` (and each of ``errors``), the ``messages.error``
+    list of its fatal-error shape, or else the start of the raw body."""
+    try:
+        document = response.json()
+    except ValueError:
+        return shorten(response.text) or "(empty body)"
+    if isinstance(document, dict):
+        texts: list[str] = []
+        if isinstance(document.get("message"), str):
+            texts.append(render_magento_message(document["message"], document.get("parameters")))
+        for error in document.get("errors") or []:
+            if isinstance(error, dict) and isinstance(error.get("message"), str):
+                texts.append(render_magento_message(error["message"], error.get("parameters")))
+        fatal = document.get("messages")
+        if isinstance(fatal, dict):
+            texts += [str(e.get("message")) for e in fatal.get("error") or [] if isinstance(e, dict)]
+        if texts:
+            return shorten("; ".join(texts))
+    return shorten(response.text)
+
+
+class CommerceClient:
+    """Calls under ``ADOBE_COMMERCE_URL``. Pass ``transport=httpx.MockTransport(...)`` or use respx in unit tests."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        token: SecretStr,
+        timeout_s: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(timeout_s),
+            headers={"Accept": "application/json"},
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> CommerceClient:
+        if settings.adobe_commerce_url is None or settings.adobe_commerce_token is None:
+            raise ValueError("ADOBE_COMMERCE_URL and ADOBE_COMMERCE_TOKEN are not configured")
+        return cls(
+            base_url=str(settings.adobe_commerce_url),
+            token=settings.adobe_commerce_token,
+            timeout_s=settings.adobe_commerce_timeout_s,
+            transport=transport or make_transport(settings.oms_http_transport),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- the routes the connector uses ---------------------------------------------------------------------
+    async def get_order(self, entity_id: str) -> dict[str, Any]:
+        order = await self.request("GET", f"/orders/{entity_id}")
+        if not isinstance(order, dict):
+            raise PeerRejected(f"Adobe Commerce answered GET /orders/{entity_id} with something not an order")
+        return order
+
+    async def documents_of_order(self, kind: str, entity_id: str) -> list[dict[str, Any]]:
+        """``kind`` (invoices, shipments, creditmemos) of one order, by search criteria on ``order_id``."""
+        found = await self.request(
+            "GET",
+            f"/{kind}",
+            params={
+                "searchCriteria[filter_groups][0][filters][0][field]": "order_id",
+                "searchCriteria[filter_groups][0][filters][0][value]": entity_id,
+                "searchCriteria[filter_groups][0][filters][0][condition_type]": "eq",
+                "searchCriteria[pageSize]": SEARCH_PAGE_SIZE,
+            },
+        )
+        items = found.get("items") if isinstance(found, dict) else None
+        return [item for item in items or [] if isinstance(item, dict)]
+
+    async def post(self, path: str, body: Mapping[str, Any] | None) -> Any:
+        return await self.request("POST", path, body=body)
+
+    # --- transport ----------------------------------------------------------------------------------------
+    async def request(
+        self, method: str, path: str, *, body: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+        content = None
+        if body is not None:
+            content = json.dumps(body, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
+        where = f"{method} {path}"
+        try:
+            response = await self._http.request(
+                method, self.base_url + path, content=content, params=params, headers=headers
+            )
+        except httpx.TimeoutException as exc:
+            raise PeerUnavailable(f"timeout calling Adobe Commerce ({where}): {exc.__class__.__name__}") from exc
+        except httpx.TransportError as exc:
+            raise PeerUnavailable(f"cannot reach Adobe Commerce ({where}): {exc.__class__.__name__}: {exc}") from exc
+        _raise_for_status(response, where)
+        if not response.content.strip():
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise PeerUnavailable(f"Adobe Commerce answered {where} with a body that is not JSON") from exc
+
+
+def _raise_for_status(response: httpx.Response, where: str) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    said = magento_error_text(response)
+    if status == 429 or status >= 500:
+        raise PeerUnavailable(
+            f"Adobe Commerce answered {where} with HTTP {status}: {said}",
+            retry_after_s=retry_after_seconds(response.headers.get("retry-after")),
+        )
+    if status in (401, 403):
+        raise PeerUnavailable(
+            f"Adobe Commerce answered {where} with HTTP {status}: {said} "
+            "(check ADOBE_COMMERCE_TOKEN and the integration's API resources)"
+        )
+    raise PeerRejected(f"Adobe Commerce answered {where} with HTTP {status}: {said}")
