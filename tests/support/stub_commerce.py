@@ -117,6 +117,17 @@ class StubCommerce:
         with self._lock:
             self._orders[entity_id] = {**extra, **order, "items": lines, "status_histories": []}
 
+    def invoice_at_checkout(self, entity_id: int) -> None:
+        """The store invoiced the whole order when it was placed (online capture)."""
+        with self._lock:
+            for item in self._orders[entity_id]["items"]:
+                item["qty_invoiced"] = item["qty_ordered"]
+
+    def set_item(self, entity_id: int, item_id: int, **fields: Any) -> None:
+        """Change an order item behind the connector's back (e.g. ``qty_canceled`` in the admin)."""
+        with self._lock:
+            next(i for i in self._orders[entity_id]["items"] if i["item_id"] == item_id).update(fields)
+
     def fail_next(self, count: int, status: int = 503) -> None:
         with self._lock:
             self._fail_queue.extend([status] * count)
