@@ -40,7 +40,7 @@ def item_quantities(item_ids: Iterable[str | None]) -> list[ItemQuantity]:
 
 
 def _item_id(value: str) -> int | str:
-    return int(value) if value.isdigit() else value
+    return int(value) if value.isascii() and value.isdigit() else value
 
 
 def items_body(items: Iterable[ItemQuantity]) -> list[dict[str, Any]]:

@@ -51,8 +51,10 @@ def _optional_int(value: Any) -> int | None:
         raise ValueError("expected a number")
     if isinstance(value, int):
         return value
+    if isinstance(value, float) and value.is_integer():  # the Go peer re-serialises numbers as floats
+        return int(value)
     text = str(value).strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise ValueError(f"expected a whole number, got {value!r}")
     return int(text)
 
@@ -157,7 +159,14 @@ class ReturnLine(_Tolerant):
 
 
 def _status_object(value: Any) -> Any:
+    if value is None or value == []:
+        return {}
     return {"code": value} if isinstance(value, str) else value
+
+
+def _object(value: Any) -> Any:
+    """An object; null or an empty list (PHP's ``[]`` for an empty object) is an empty one."""
+    return {} if value is None or value == [] else value
 
 
 class Return(_Tolerant):
@@ -185,7 +194,7 @@ class RefundDetails(_Tolerant):
 
 
 class RefundPayment(_Tolerant):
-    details: RefundDetails = RefundDetails()
+    details: Annotated[RefundDetails, BeforeValidator(_object)] = RefundDetails()
 
 
 class RefundLine(_Tolerant):

@@ -34,6 +34,8 @@ class CommerceSender:
                 outcomes.append(await self.deliver_one(message))
             except PeerError as exc:
                 outcomes.append(exc)
+            except (KeyError, TypeError, ValueError) as exc:  # a payload this sender cannot use: never retried
+                outcomes.append(PeerRejected(f"cannot build the Adobe Commerce request: {exc!r}"))
         return outcomes
 
     async def deliver_one(self, message: OutboundMessage) -> Any:
@@ -44,9 +46,7 @@ class CommerceSender:
         entity_id = str(params["entity_id"])
         retried = message.attempts > 1
         if message.topic == COMMENT:
-            if retried and await self._commented(entity_id, message.external_id):
-                return {"already_delivered": True}
-            return await self.client.post(f"/orders/{entity_id}/comments", body)
+            return await self._comment(entity_id, message.external_id, body, retried=retried)
         if message.topic == CANCEL:
             return await self._cancel(entity_id)
         if message.topic == INVOICE:
@@ -57,9 +57,20 @@ class CommerceSender:
             return await self.client.post(ROUTES[message.topic].format(entity_id), body)
         raise PeerRejected(f"no Adobe Commerce route for {message.topic}")
 
-    async def _commented(self, entity_id: str, key: str) -> bool:
+    async def _comment(self, entity_id: str, key: str, body: dict[str, Any], *, retried: bool) -> Any:
+        """A comment that sets no status names the order's current one: before Magento 2.4.4 (AC-1342) a comment
+        without ``status`` set the order's status to NULL, dropping it from the admin grid."""
+        history = body["statusHistory"]
+        if not retried and history.get("status"):
+            return await self.client.post(f"/orders/{entity_id}/comments", body)
         order = await self.client.get_order(entity_id)
-        return any(marker(key) in str(entry.get("comment") or "") for entry in order.get("status_histories") or [])
+        if retried and any(
+            marker(key) in str(entry.get("comment") or "") for entry in order.get("status_histories") or []
+        ):
+            return {"already_delivered": True}
+        if not history.get("status") and order.get("status"):
+            body = {**body, "statusHistory": {**history, "status": order["status"]}}
+        return await self.client.post(f"/orders/{entity_id}/comments", body)
 
     async def _document(self, topic: str, entity_id: str, key: str) -> Any:
         """The entity id of the document of ``topic`` whose comment carries ``key``, if Adobe Commerce has one."""

@@ -232,6 +232,46 @@ APPLY_STOCK_FROM_MESSAGE = text(
     """
 )
 
+# Stock a message applied (it passed the timestamp filter: the row now carries this message's id), as batches of
+# Adobe Commerce source items in the outbox, one lane per source so that a later snapshot's batch arrives after an
+# earlier one. The SKUs come from :skus, or from the stored message when the rows were applied in SQL (:skus NULL);
+# every lookup is by the stock table's primary key. Unlimited stock is not a source quantity: it is left out.
+QUEUE_SOURCE_ITEMS = text(
+    """
+    WITH skus AS (
+        SELECT DISTINCT sku FROM unnest(CAST(:skus AS text[])) AS sku WHERE CAST(:skus AS text[]) IS NOT NULL
+        UNION
+        SELECT DISTINCT e.r->>'sku' FROM message m, jsonb_array_elements(m.payload->'snapshot'->'stock') AS e(r)
+         WHERE m.id = :message_id AND CAST(:skus AS text[]) IS NULL AND jsonb_typeof(e.r) = 'object'
+    ),
+    applied AS (
+        SELECT s.sku, s.quantity, (row_number() OVER (ORDER BY s.sku) - 1) / :batch AS batch
+          FROM stock s JOIN skus USING (sku)
+         WHERE s.aggregate_id = :aggregate_id AND s.message_id = :message_id AND NOT s.unlimited
+    ),
+    batches AS (
+        SELECT batch, count(*) AS skus,
+               jsonb_agg(jsonb_build_object('sku', sku, 'source_code', CAST(:source_code AS text),
+                                            'quantity', quantity, 'status', CASE WHEN quantity > 0 THEN 1 ELSE 0 END)
+                         ORDER BY sku) AS items
+          FROM applied GROUP BY batch
+    ),
+    queued AS (
+        INSERT INTO message (direction, channel, topic, external_id, lane, payload, headers, refs, status,
+                             next_attempt_at, created_at)
+        SELECT 'out', :channel, :topic, :key_prefix || batch, :lane,
+               jsonb_build_object('aggregate_id', CAST(:aggregate_id AS text), 'stock_message_id', :message_id,
+                                  'body', jsonb_build_object('sourceItems', items)),
+               '{}'::jsonb, ARRAY[CAST(:source_code AS text)], 'queued', :now, :now
+          FROM batches ORDER BY batch
+        ON CONFLICT (direction, channel, external_id) WHERE status <> 'rejected' DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM queued) AS messages,
+           CAST((SELECT coalesce(sum(skus), 0) FROM batches) AS bigint) AS skus
+    """
+)
+
 NOTIFY_BUS = text("SELECT pg_notify('oms_connector_bus', '')")
 BUS_CHANNEL = "oms_connector_bus"
 

@@ -89,8 +89,11 @@ async def test_the_token_never_appears_in_an_error_message(router, client, respo
     assert TOKEN not in repr(caught.value)
 
 
-async def test_the_token_never_appears_in_a_connection_error_message(router, client):
-    router.get(f"{BASE_URL}/orders/7").mock(side_effect=httpx.ConnectError("refused"))
+@pytest.mark.parametrize(
+    "error", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow")], ids=["refused", "timeout"]
+)
+async def test_the_token_never_appears_in_a_connection_error_message(router, client, error):
+    router.get(f"{BASE_URL}/orders/7").mock(side_effect=error)
     with pytest.raises(PeerUnavailable) as caught:
         await client.get_order("7")
     assert TOKEN not in caught.value.message
@@ -326,3 +329,12 @@ async def test_a_json_body_without_a_known_shape_is_quoted(router, client):
     with pytest.raises(PeerRejected) as caught:
         await client.get_order("7")
     assert caught.value.message.endswith('HTTP 400: {"trace":"x"}')
+
+
+async def test_a_long_json_body_without_a_known_shape_is_shortened(router, client):
+    router.get(f"{BASE_URL}/orders/7").mock(return_value=answer(400, {"trace": "x" * 5000}))
+    with pytest.raises(PeerRejected) as caught:
+        await client.get_order("7")
+    said = caught.value.message.split("HTTP 400: ", 1)[1]
+    assert said.startswith('{"trace":"xxx')
+    assert len(said) == MAX_ERROR_TEXT + 1

@@ -228,6 +228,27 @@ async def test_a_retried_comment_on_an_order_without_history_is_posted(router, s
     assert post.call_count == 1
 
 
+async def test_a_comment_that_sets_no_status_names_the_orders_current_one(router, sender):
+    """Before Magento 2.4.4 a comment without `status` set the order's status to NULL (AC-1342)."""
+    current = {"entity_id": 7, "state": "complete", "status": "complete", "status_histories": []}
+    get = router.get(ORDER_URL).mock(return_value=httpx.Response(200, json=current))
+    post = router.post(f"{ORDER_URL}/comments").mock(return_value=httpx.Response(200, json=True))
+    body = comment_body(oms_status="COMPLETE", reason=None, commerce_status="complete", key=key("status-9"))
+    assert "status" not in body["statusHistory"]  # a state status is never set through a comment
+    assert await deliver_one(sender, message(COMMENT, body, external_id=key("status-9"))) is True
+    assert get.call_count == 1
+    assert body_of(post)["statusHistory"]["status"] == "complete"
+
+
+async def test_a_payload_the_sender_cannot_use_is_rejected_not_raised(router, sender):
+    broken = OutboundMessage(
+        id=1, topic=SHIP, external_id=key("shipment-1"), lane=commerce_lane(INCREMENT_ID), channel=COMMERCE_CHANNEL,
+        payload={"body": {}}, attempts=1, first_attempt_at=NOW, lease_until=NOW + timedelta(minutes=1),
+    )  # fmt: skip
+    outcome = await deliver_one(sender, broken)
+    assert isinstance(outcome, PeerRejected) and "entity_id" in outcome.message
+
+
 # --- shipments and credit memos -----------------------------------------------------------------------------------
 
 
@@ -333,10 +354,10 @@ async def test_the_invoiced_quantity_is_the_least_of_requested_room_and_uninvoic
 
 
 async def test_quantities_given_as_decimal_strings_are_read_and_whole_numbers_sent_as_integers(router, sender):
-    line = {"item_id": "11", "qty_ordered": "3.0000", "qty_invoiced": "1.0000", "qty_shipped": "1.0000"}
+    line = {"item_id": "11", "qty_ordered": "3.0000", "qty_invoiced": "1.0000", "qty_shipped": "0.0000"}
     router.get(ORDER_URL).mock(return_value=httpx.Response(200, json=order(line)))
     post = router.post(f"{BASE_URL}/order/{ENTITY_ID}/invoice").mock(return_value=httpx.Response(200, json="53"))
-    await deliver_one(sender, invoice_message([ItemQuantity("11", 2)]))
+    await deliver_one(sender, invoice_message([ItemQuantity("11", 3)]))
     sent = body_of(post)["items"][0]
     assert sent == {"order_item_id": 11, "qty": 2}
     assert isinstance(sent["qty"], int)

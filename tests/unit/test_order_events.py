@@ -34,6 +34,7 @@ from app.protocol.order_events import (
     ReturnUpdate,
     Shipment,
     ShipmentDone,
+    ShipmentItem,
     optional_time,
     order_number_of,
     reject_placeholders,
@@ -579,3 +580,16 @@ def test_a_call_under_the_wrong_container_has_no_order_number():
 def test_methods_that_are_not_order_lifecycle_calls_have_no_order_number():
     assert order_number_of(RETURN_AUTHORIZE, {"return": {"order_id": "300000182"}}) is None
     assert order_number_of("magento.inventory.aggregate_stock_management.updated", {"order": {"id": "1"}}) is None
+
+
+def test_a_whole_float_line_number_is_read_as_that_number_and_a_fraction_is_refused() -> None:
+    assert ShipmentItem.model_validate({"order_line_number": 2.0}).order_line_number == 2
+    with pytest.raises(ValidationError):
+        ShipmentItem.model_validate({"order_line_number": 2.5})
+    with pytest.raises(ValidationError):
+        ShipmentItem.model_validate({"order_line_number": float("inf")})
+
+
+def test_an_empty_refund_details_array_and_a_null_status_read_as_empty_objects() -> None:
+    refund = Refund.model_validate({"status": None, "lines": [{"payments": [{"details": []}]}]})
+    assert refund.status.code == "" and refund.lines[0].gross == 0

@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 from app.protocol.stock import STOCK_UPDATED, EmptySnapshot, StockSnapshot, parse_snapshot
+from app.services.commerce_effects import COMMERCE_CHANNEL, SOURCE_ITEMS
 from app.workers import queries
 from app.workers.registry import HandlerContext, HandlerRegistry, InboundMessage
 
@@ -49,9 +50,10 @@ async def handle(context: HandlerContext, message: InboundMessage) -> dict[str, 
                 )
             ).one()
             if outcome.first_irregular is None:
-                return _summary(
+                summary = _summary(
                     fields, skus=outcome.skus, applied=outcome.applied, repeated=outcome.rows - outcome.skus
                 )
+                return await _to_commerce(context, message, fields, None, summary)
         payload = (await connection.execute(queries.MESSAGE_PAYLOAD, {"message_id": message.id})).scalar_one()
     else:
         payload = message.payload
@@ -76,7 +78,42 @@ async def handle(context: HandlerContext, message: InboundMessage) -> dict[str, 
             },
         )
         applied = int(result.scalar_one())
-    return _summary(snapshot, skus=len(snapshot.skus), applied=applied, repeated=snapshot.repeated_skus)
+    summary = _summary(snapshot, skus=len(snapshot.skus), applied=applied, repeated=snapshot.repeated_skus)
+    return await _to_commerce(context, message, snapshot, snapshot.skus, summary)
+
+
+async def _to_commerce(
+    context: HandlerContext,
+    message: InboundMessage,
+    snapshot: StockSnapshot,
+    skus: list[str] | None,
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    """Queue what this message applied as Adobe Commerce source items, in the same transaction (#5, Part B), when
+    ADOBE_COMMERCE_* is set and the aggregate has a source code in ADOBE_COMMERCE_SOURCE_CODES."""
+    settings = context.settings
+    source_code = settings.adobe_commerce_source_codes.get(snapshot.aggregate_id)
+    if not settings.commerce_configured or source_code is None or not summary["applied"]:
+        return summary
+    queued = (
+        await context.connection.execute(
+            queries.QUEUE_SOURCE_ITEMS,
+            {
+                "skus": skus,
+                "message_id": message.id,
+                "aggregate_id": snapshot.aggregate_id,
+                "source_code": source_code,
+                "batch": settings.adobe_commerce_source_items_batch,
+                "channel": COMMERCE_CHANNEL,
+                "topic": SOURCE_ITEMS,
+                "key_prefix": f"{settings.oms_application_id}-commerce-stock-{message.id}-",
+                "lane": f"commerce/stock/{source_code}",
+                "now": context.now,
+            },
+        )
+    ).one()
+    summary["commerce_source_items"] = {"source_code": source_code, "skus": queued.skus, "batches": queued.messages}
+    return summary
 
 
 def _summary(snapshot: StockSnapshot, *, skus: int, applied: int, repeated: int) -> dict[str, Any]:
