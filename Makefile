@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve worker migrate test lint fmt bench bench-stock bench-orders clean
+.PHONY: install serve worker migrate test lint fmt bench bench-stock bench-orders bench-lifecycle clean
 
 install: $(STAMP)
 
@@ -35,16 +35,20 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install        ## ingest/drain, stock and order-export benchmarks (bench/README.md)
+bench: install        ## ingest/drain, stock, order-export and lifecycle benchmarks (bench/README.md)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/stock.py
 	$(BIN)/python bench/orders.py
+	$(BIN)/python bench/lifecycle.py
 
 bench-stock: install  ## the stock benchmark alone
 	$(BIN)/python bench/stock.py
 
 bench-orders: install ## the order-export benchmark alone
 	$(BIN)/python bench/orders.py $(ARGS)
+
+bench-lifecycle: install ## the order-lifecycle (shipments end to end) benchmark alone
+	$(BIN)/python bench/lifecycle.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -117,9 +117,17 @@ class Message(Base):
             "id",
             postgresql_where=text("status IN ('queued', 'processing', 'retrying')"),
         ),
-        # Outbound claims: pending messages in due order (CLAIM_OUTBOUND).
+        # Inbound claims: the oldest pending messages first (CLAIM_INBOUND_OLDEST).
+        Index(
+            "ix_message_inbound_pending",
+            "id",
+            postgresql_where=text("direction = 'in' AND status IN ('queued', 'retrying')"),
+        ),
+        # Outbound claims: a channel's pending messages in due order (CLAIM_OUTBOUND); one channel's backlog (an OMS
+        # outage) is never read by the claims of another.
         Index(
             "ix_message_outbound_due",
+            "channel",
             "next_attempt_at",
             "id",
             postgresql_where=text("direction = 'out' AND status IN ('queued', 'processing', 'retrying')"),

@@ -248,7 +248,10 @@ class Service:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment minus anything that configures the connector, plus ``extra``."""
-    prefixes = ("OMS_", "DATABASE_URL", "RUN_", "HANDLER_PLUGINS", "INBOUND_", "OUTBOUND_", "LOG_LEVEL", "APP_ENV")
+    prefixes = (
+        "OMS_", "DATABASE_URL", "RUN_", "HANDLER_PLUGINS", "INBOUND_", "OUTBOUND_", "LOG_LEVEL", "APP_ENV",
+        "ADOBE_COMMERCE_",
+    )  # fmt: skip
     env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
     env.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
     env.update(extra)

@@ -98,18 +98,17 @@ class Bus:
         failure: tuple[InboundMessage, BaseException, datetime, float] | None = None
         try:
             async with self.db.connect() as connection:
-                row = (
-                    await connection.execute(
-                        queries.CLAIM_INBOUND,
-                        {
-                            "direction": Direction.IN.value,
-                            "now": self.clock.now(),
-                            "topics": topics,
-                            "topics_leaving_large_payloads": self.registry.topics_leaving_large_payloads,
-                            "large_payload_bytes": queries.LARGE_PAYLOAD_BYTES,
-                        },
-                    )
-                ).first()
+                claim = {
+                    "direction": Direction.IN.value,
+                    "now": self.clock.now(),
+                    "topics": topics,
+                    "topics_leaving_large_payloads": self.registry.topics_leaving_large_payloads,
+                    "large_payload_bytes": queries.LARGE_PAYLOAD_BYTES,
+                    "window": queries.INBOUND_CLAIM_WINDOW,
+                }
+                row = (await connection.execute(queries.CLAIM_INBOUND_OLDEST, claim)).first()
+                if row is None:  # nothing claimable among the oldest: look at every lane's head
+                    row = (await connection.execute(queries.CLAIM_INBOUND, claim)).first()
                 if row is None:
                     return False
                 message = InboundMessage(

@@ -67,13 +67,39 @@ CLAIM_INBOUND = text(
     """
 )
 
+# Inbound, tried first: the same claim among the :window oldest pending inbound messages (ix_message_inbound_pending),
+# each checked to be its lane's head with one probe of ix_message_pending_lane. Order lanes (one per order) are many
+# and short, and the loose index scan above costs one probe per lane with anything pending: hundreds of orders
+# being shipped at once made every claim slow. When the window holds no claimable head (e.g. one long lane blocked
+# by a retrying head), the bus falls back to CLAIM_INBOUND.
+CLAIM_INBOUND_OLDEST = text(
+    f"""
+    SELECT m.id, m.topic, m.external_id, m.lane, m.attempts, m.first_attempt_at, m.channel, m.created_at,
+           CASE WHEN m.topic = ANY(CAST(:topics_leaving_large_payloads AS text[]))
+                 AND pg_column_size(m.payload) > :large_payload_bytes THEN NULL ELSE m.payload END AS payload
+      FROM message m
+     WHERE m.direction = 'in' AND m.status IN ('queued', 'retrying')
+       AND m.id <= (SELECT max(w.id) FROM (
+                        SELECT id FROM message
+                         WHERE direction = 'in' AND status IN ('queued', 'retrying')
+                         ORDER BY id LIMIT :window) AS w)
+       AND m.next_attempt_at <= :now AND m.topic = ANY(:topics)
+       AND (SELECT min(older.id) FROM message older
+             WHERE older.direction = 'in' AND older.lane = m.lane AND older.status IN {_PENDING}) = m.id
+     ORDER BY m.id
+     LIMIT 1
+       FOR UPDATE OF m SKIP LOCKED
+    """
+)
+INBOUND_CLAIM_WINDOW = 64
+
 # Outbound: lease up to :limit ready lane heads (an expired lease is taken over: its sender died). The lease
 # end doubles as the claim token, so a sender whose lease was taken over cannot overwrite the new owner's result.
-# Outbound lanes are many and short (one per order), so instead of visiting every lane, due messages are read in
-# due order from ix_message_outbound_due and each is checked to be its lane's head (no older pending message in
-# the lane: one probe of ix_message_pending_lane). The cost follows the messages skipped before :limit heads are
+# Outbound lanes are many and short (one per order), so instead of visiting every lane, due messages of the channel
+# are read in due order from ix_message_outbound_due and each is checked to be its lane's head (its id is the
+# lane's oldest pending one: one probe of ix_message_pending_lane, written as a correlated min() so that the planner
+# always probes by lane, whatever its statistics say). The cost follows the messages skipped before :limit heads are
 # found, not the backlog: an OMS outage that leaves thousands of orders retrying does not slow every claim down.
-# (Inbound lanes are few and long, where the loose index scan of CLAIM_INBOUND is the cheap way.)
 CLAIM_OUTBOUND = text(
     f"""
     WITH claimable AS (
@@ -81,10 +107,8 @@ CLAIM_OUTBOUND = text(
          WHERE m.direction = 'out' AND m.status IN {_PENDING} AND m.next_attempt_at <= :now
            AND m.channel = :channel
            AND (m.status <> 'processing' OR m.lease_until < :now)
-           AND NOT EXISTS (
-               SELECT 1 FROM message older
-                WHERE older.direction = 'out' AND older.lane = m.lane AND older.status IN {_PENDING}
-                  AND older.id < m.id)
+           AND (SELECT min(older.id) FROM message older
+                 WHERE older.direction = 'out' AND older.lane = m.lane AND older.status IN {_PENDING}) = m.id
          ORDER BY m.next_attempt_at, m.id
          LIMIT :limit
            FOR UPDATE OF m SKIP LOCKED

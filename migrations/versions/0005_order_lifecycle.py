@@ -39,7 +39,18 @@ def _order_fk(table: str) -> sa.ForeignKeyConstraint:
     )
 
 
+_INBOUND_PENDING = sa.text("direction = 'in' AND status IN ('queued', 'retrying')")
+_OUTBOUND_PENDING = sa.text("direction = 'out' AND status IN ('queued', 'processing', 'retrying')")
+
+
 def upgrade() -> None:
+    # Inbound lanes are now many and short too (one per order): claims look at the oldest pending first.
+    op.create_index("ix_message_inbound_pending", "message", ["id"], postgresql_where=_INBOUND_PENDING)
+    # Outbound claims by channel: the commerce channel's claims must not read through a backlog of OMS messages.
+    op.drop_index("ix_message_outbound_due", table_name="message", postgresql_where=_OUTBOUND_PENDING)
+    op.create_index(
+        "ix_message_outbound_due", "message", ["channel", "next_attempt_at", "id"], postgresql_where=_OUTBOUND_PENDING
+    )
     for column in _ORDER_COLUMNS:
         op.add_column("sales_order", column)
     op.create_table(
@@ -160,6 +171,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_message_inbound_pending", table_name="message", postgresql_where=_INBOUND_PENDING)
+    op.drop_index("ix_message_outbound_due", table_name="message", postgresql_where=_OUTBOUND_PENDING)
+    op.create_index("ix_message_outbound_due", "message", ["next_attempt_at", "id"], postgresql_where=_OUTBOUND_PENDING)
     op.drop_table("order_refund")
     op.drop_table("order_return")
     op.drop_table("order_shipment")
