@@ -17,20 +17,19 @@ from __future__ import annotations
 import copy
 import json
 import re
-import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
+
+from tests.support.loopback import LoopbackStub
 
 PREFIX = "/rest/all/V1"
 UNAUTHORIZED = {
@@ -71,7 +70,9 @@ def _qty(value: Any) -> int | float:
     return int(number) if number.is_integer() else number
 
 
-class StubCommerce:
+class StubCommerce(LoopbackStub):
+    name = "stub Commerce"
+
     def __init__(self, token: str = "commerce-integration-token-0123456789") -> None:
         self.token = token
         self.down = False  # answer every request 503 with an HTML page (a store outage)
@@ -94,9 +95,6 @@ class StubCommerce:
             ("GET", re.compile(r"/(invoices|shipments|creditmemos)"), self._search),
             ("POST", re.compile(r"/inventory/source-items"), self._source_items),
         ]
-        self.port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         methods = ["GET", "POST", "PUT", "DELETE"]
         self.app = Starlette(routes=[Route(PREFIX + "/{rest:path}", self._dispatch, methods=methods)])
 
@@ -336,36 +334,3 @@ class StubCommerce:
         self.source_items.update(keyed)
         self.source_item_batches.append(copy.deepcopy(items))
         return 200, []
-
-    # --- life cycle -----------------------------------------------------------------------------------------
-    def start(self, timeout_s: float = 10.0) -> StubCommerce:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))  # bound here, so the port cannot be taken between choosing and serving it
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", ws="none", http="h11", loop="asyncio"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="stub-commerce", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the stub Commerce did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> StubCommerce:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()

@@ -14,20 +14,19 @@ import hashlib
 import hmac
 import json
 import secrets
-import socket
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from tests.support.loopback import LoopbackStub
 
 REGISTER = "magento.service_bus.remote.register"
 UNREGISTER = "magento.service_bus.remote.unregister"
@@ -41,7 +40,9 @@ class RecordedCall:
     authorization: str | None
 
 
-class StubOms:
+class StubOms(LoopbackStub):
+    name = "stub OMS"
+
     def __init__(self, *, require_token: bool = False) -> None:
         self.require_token = require_token  # refuse (401) calls without a token it issued, as a real OMS would
         self.down = False  # answer every call 503 (an OMS outage)
@@ -50,9 +51,6 @@ class StubOms:
         self.issued_tokens: list[str] = []
         self.token_requests: list[dict[str, str]] = []  # the form fields of each token request
         self.calls: list[RecordedCall] = []
-        self.port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self.app = Starlette(
             routes=[
                 Route("/oauth/token", self._token, methods=["POST"]),
@@ -125,36 +123,3 @@ class StubOms:
         headers = {"Content-Type": "application/json", "X-Signature": f"sha1={digest}"}
         async with httpx.AsyncClient(timeout=10) as http:
             return await http.post(registration.params["url"], content=body, headers=headers)
-
-    # --- life cycle -----------------------------------------------------------------------------------------
-    def start(self, timeout_s: float = 10.0) -> StubOms:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))  # bound here, so the port cannot be taken between choosing and serving it
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", ws="none", http="h11", loop="asyncio"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="stub-oms", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the stub OMS did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def __enter__(self) -> StubOms:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
