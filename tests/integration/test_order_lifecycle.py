@@ -651,3 +651,23 @@ async def test_an_unserved_oms_call_gets_a_json_rpc_error_and_is_journaled(
     assert response.json()["error"]["code"] == -32004 and "not served" in response.json()["error"]["message"]
     message = await raw.fetchrow("SELECT * FROM message WHERE topic = $1", method)
     assert message["status"] == "rejected" and message["external_id"] == "req-1"
+
+
+class TestWithoutAdobeCommerce:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"oms_url": OMS_URL}  # no ADOBE_COMMERCE_URL / ADOBE_COMMERCE_TOKEN
+
+    async def test_effects_are_recorded_only_and_nothing_is_queued_for_the_store(
+        self, flow: Flow, raw: asyncpg.Connection
+    ) -> None:
+        order = await flow.export(three_mugs_and_a_tee())
+        await flow.oms(UPDATED, status_update(order, "RECEIVED", "IMPORTED"))
+        await flow.oms(SHIPMENT_DONE, shipment_done(order, shipment_id="S1"))
+        await flow.oms(REFUND_UPDATED, refund_update(order, "CDE1", lines_of(order, "1001")[:1]))
+        life = await flow.view()
+        assert [h["delivery"] for h in life["history"]] == ["recorded_only"]
+        assert life["shipments"][0]["delivery"] == "recorded_only"
+        assert life["shipments"][0]["invoice_delivery"] == "recorded_only"
+        assert life["credit_memos"][0]["delivery"] == "recorded_only"
+        assert await raw.fetchval("SELECT count(*) FROM message WHERE channel = 'commerce'") == 0
