@@ -101,7 +101,10 @@ class OrderActions:
         async with self.db.connect() as connection:
             order = await self._exported_order(connection, increment_id, "take a return")
             lines = await order_lines(connection, order.id)
-            picked = _pick_returnable(lines.all, request)
+            abandoned = set(
+                (await connection.execute(queries.ABANDONED_RETURNS, {"order_id": order.id})).scalars().all()
+            )
+            picked = _pick_returnable(lines.all, request, abandoned)
             wire_lines = [
                 {
                     "line_number": line.line_number,
@@ -175,9 +178,10 @@ class OrderActions:
         return None if row is None else lifecycle_view(row)
 
 
-def _pick_returnable(lines: list[Line], request: ReturnRequest) -> list[tuple[Line, Any]]:
-    """Per requested item, that many unit lines that shipped and are neither returned nor refunded; every item at
-    fault is named (422), nothing is sent for a request with any fault."""
+def _pick_returnable(lines: list[Line], request: ReturnRequest, abandoned: set[int]) -> list[tuple[Line, Any]]:
+    """Per requested item, that many unit lines that shipped and are neither returned (a return the OMS never took,
+    ``abandoned``, does not count) nor refunded; every item at fault is named (422), nothing is sent for a request
+    with any fault."""
     errors: list[dict[str, str]] = []
     picked: list[tuple[Line, Any]] = []
     taken: set[str] = set()
@@ -190,7 +194,7 @@ def _pick_returnable(lines: list[Line], request: ReturnRequest) -> list[tuple[Li
             line
             for line in of_item
             if line.shipment_id is not None
-            and line.return_id is None
+            and (line.return_id is None or line.return_id in abandoned)
             and line.refund_id is None
             and line.line_id not in taken
         ]

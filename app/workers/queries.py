@@ -611,6 +611,15 @@ REQUEST_CANCEL = text(
 
 CANCEL_MESSAGE_OF_ORDER = text("SELECT cancel_message_id FROM sales_order WHERE id = :order_id")
 
+# Returns the store asked for that the OMS never took (the authorize call failed, died or was discarded, and no
+# RMA came back): their lines may be asked for again.
+ABANDONED_RETURNS = text(
+    """
+    SELECT r.id FROM order_return r JOIN message m ON m.id = r.request_message_id
+     WHERE r.order_id = :order_id AND r.rma IS NULL AND m.status IN ('failed', 'dead', 'discarded')
+    """
+)
+
 # A return the store asked for: its authorize call, and its lines taken so that no second request picks them.
 SET_RETURN_REQUEST = text(
     """

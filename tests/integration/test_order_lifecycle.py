@@ -671,3 +671,30 @@ class TestWithoutAdobeCommerce:
         assert life["shipments"][0]["invoice_delivery"] == "recorded_only"
         assert life["credit_memos"][0]["delivery"] == "recorded_only"
         assert await raw.fetchval("SELECT count(*) FROM message WHERE channel = 'commerce'") == 0
+
+
+async def test_lines_of_a_return_the_oms_refused_can_be_asked_for_again(
+    flow: Flow, oms: respx.Router, oms_accepts: respx.Route
+) -> None:
+    order = await flow.export(three_mugs_and_a_tee())
+    await flow.oms(SHIPMENT_DONE, shipment_done(order, shipment_id="S1"))
+    ask = {"items": [{"item_id": "1002", "qty": 1, "reason": "TOO_SMALL"}]}
+    first = await flow.client.post(f"/orders/{NUMBER}/returns", json=ask, headers=COMMERCE)
+    assert first.status_code == 202
+    pending = await flow.client.post(f"/orders/{NUMBER}/returns", json=ask, headers=COMMERCE)
+    assert pending.status_code == 422  # asked already, not answered yet: the line is taken
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        document = json.loads(request.content)
+        return httpx.Response(200, json={"jsonrpc": "2.0", "id": document["id"], "error": "Order not found"})
+
+    oms_accepts.mock(side_effect=refuse)
+    await flow.runtime.bus.send_next_outbound("oms")
+    refused = await flow.message(first.json()["message_id"])
+    assert refused["status"] == "failed"
+    [returned] = (await flow.view())["returns"]
+    assert returned["rma"] is None and returned["request_delivery"] == "failed"
+
+    again = await flow.client.post(f"/orders/{NUMBER}/returns", json=ask, headers=COMMERCE)
+    assert again.status_code == 202, again.text
+    assert again.json()["lines"] == first.json()["lines"]
