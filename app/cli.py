@@ -125,6 +125,7 @@ def migrate() -> None:
     async def seed() -> None:
         try:
             await runtime.stock.seed_aggregates()
+            await runtime.catalog.seed()
         finally:
             await runtime.db.dispose()
 

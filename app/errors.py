@@ -7,7 +7,9 @@
     │   ├── ParseError                  body empty or not JSON            (JSON-RPC -32700)
     │   ├── InvalidRequest              not a JSON-RPC request object     (JSON-RPC -32600)
     │   ├── MethodNotFound              a method we do not know           (JSON-RPC -32601)
-    │   └── OrderRejected               an order that cannot be exported as it is (422, names each field)
+    │   └── InputRejected               input that cannot be taken as it is (422, names each field)
+    │       ├── OrderRejected               an order that cannot be exported as it is
+    │       └── ProductRejected             a product that cannot be stored as it is
     ├── IntegrationDisabled             an operator disabled the integration (retryable: try later)
     ├── StorageUnavailable              PostgreSQL cannot be reached right now (retryable)
     ├── HandlerError                    a topic handler failed
@@ -87,14 +89,22 @@ class MethodNotServed(RequestError):
     jsonrpc_code = -32004
 
 
-class OrderRejected(RequestError):
-    """The order cannot be exported as it is; ``errors`` names each field at fault."""
+class InputRejected(RequestError):
+    """The input cannot be taken as it is; ``errors`` names each field at fault (422)."""
 
     http_status = 422
 
     def __init__(self, errors: list[dict[str, str]]) -> None:
         super().__init__("; ".join(f"{error['field']}: {error['message']}" for error in errors))
         self.errors = errors
+
+
+class OrderRejected(InputRejected):
+    """The order cannot be exported as it is; ``errors`` names each field at fault."""
+
+
+class ProductRejected(InputRejected):
+    """A posted product cannot be stored as it is; ``errors`` names each field at fault."""
 
 
 class IntegrationDisabled(ConnectorError):

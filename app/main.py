@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app import __version__
-from app.errors import ConnectorError, OrderRejected, PeerError, StorageUnavailable
+from app.errors import ConnectorError, InputRejected, PeerError, StorageUnavailable
 from app.routers import catalog, health, integration, journal, oms_rpc, orders, stock
 from app.runtime import Runtime
 
@@ -57,7 +57,7 @@ def create_app(runtime: Runtime, *, start_workers: bool | None = None, register:
             status = 502 if isinstance(exc, PeerError) else 400
         headers = {"Retry-After": "30"} if isinstance(exc, StorageUnavailable) else None
         content: dict[str, Any] = {"detail": exc.message, "error": exc.__class__.__name__}
-        if isinstance(exc, OrderRejected):
+        if isinstance(exc, InputRejected):
             content["errors"] = exc.errors
         return JSONResponse(content, status_code=status, headers=headers)
 

@@ -353,3 +353,40 @@ class BundleSourcingRule(Base):
     sku: Mapped[str] = mapped_column(Text, primary_key=True)
     rule: Mapped[str] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CatalogProduct(Base):
+    """The connector's own catalog: each product as the store last posted it (or as a CSV row gave it), reduced to
+    what the OMS receives, and the fingerprint of what was last exported (change detection)."""
+
+    __tablename__ = "catalog_product"
+
+    sku: Mapped[str] = mapped_column(Text, primary_key=True)
+    product_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)  # Adobe Commerce's id (child links)
+    type: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    deleted: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    children_skus: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    child_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default=text("'{}'::bigint[]"))
+    custom_attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    website_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default=text("'{}'::integer[]"))
+    exported_fingerprint: Mapped[str | None] = mapped_column(Text)
+    exports: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    export_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    exported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_catalog_product_child_ids", "child_ids", postgresql_using="gin"),)
+
+
+class CatalogSetting(Base):
+    """Catalog settings operators change at run time (GET/PUT /catalog/attributes, /catalog/shipping-methods);
+    seeded from OMS_PRODUCT_ATTRIBUTES / OMS_SHIPPING_METHODS when absent."""
+
+    __tablename__ = "catalog_setting"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -14,6 +14,7 @@ from app.clients.oms import OmsClient
 from app.clock import Clock, SystemClock
 from app.db import Database, DatabaseUrl, head_revision, migrate, resolve_database_url
 from app.plugins import load_line_attribute_plugins
+from app.services.catalog import CatalogService
 from app.services.commerce_effects import COMMERCE_CHANNEL
 from app.services.inbox import InboxWriter, OmsInbox
 from app.services.integration import IntegrationSwitch, Registrar
@@ -46,6 +47,7 @@ class Runtime:
     stock: StockService
     orders: OrderService
     order_actions: OrderActions
+    catalog: CatalogService
     client: OmsClient | None
     commerce: CommerceClient | None
     head_revision: str | None
@@ -95,6 +97,7 @@ class Runtime:
             stock=StockService(db, clock, settings),
             orders=OrderService(db, clock, settings, bus, load_line_attribute_plugins()),
             order_actions=OrderActions(db, clock, settings, bus.outbox),
+            catalog=CatalogService(db, clock, settings, bus.outbox),
             client=client,
             commerce=commerce,
             head_revision=head_revision(url),
@@ -104,12 +107,14 @@ class Runtime:
         await asyncio.to_thread(migrate, self.db.url)
 
     async def seed(self) -> None:
-        """Configuration that seeds the database (OMS_AGGREGATE_WEBSITES). Best effort: a database that is down or
-        not migrated yet must not stop start-up (health/ready says so); `oms-connector migrate` seeds too."""
+        """Configuration that seeds the database (OMS_AGGREGATE_WEBSITES, OMS_PRODUCT_ATTRIBUTES,
+        OMS_SHIPPING_METHODS). Best effort: a database that is down or not migrated yet must not stop start-up
+        (health/ready says so); `oms-connector migrate` seeds too."""
         try:
             await self.stock.seed_aggregates()
+            await self.catalog.seed()
         except Exception as exc:
-            log.warning("OMS_AGGREGATE_WEBSITES not seeded: %s", exc, extra={"action": "seed_failed"})
+            log.warning("configuration not seeded: %s", exc, extra={"action": "seed_failed"})
 
     async def start(self, *, workers: bool, register: bool) -> None:
         if self.settings.run_migrations:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_valida
 
 from app.models import Direction, Status
 from app.protocol.sourcing_rules import normalize_sourcing_rule
-from app.settings import validate_aggregate_websites
+from app.settings import ShippingMethod, validate_aggregate_websites
 
 
 class JournalEntry(BaseModel):
@@ -375,3 +375,27 @@ class SourcingRuleView(BaseModel):
     rule: str = Field(description="SHIP_TOGETHER | SHIP_SIMULTANEOUSLY | SHIP_SEPARATELY, sent on the bundle's lines")
     source: str = Field(description='"bundle": set for this SKU; "default": OMS_BUNDLE_SOURCING_RULE')
     updated_at: datetime | None
+
+
+class ProductOutcome(BaseModel):
+    sku: str
+    exported: bool = Field(description="An export to the OMS was queued by this call")
+    reason: str = Field(description="new | changed | unchanged (nothing the OMS receives changed)")
+    message_id: int | None = Field(default=None, description="The queued export (journal id)")
+
+
+class ProductsAnswer(BaseModel):
+    products: list[ProductOutcome]
+
+
+class AttributesBody(BaseModel):
+    attributes: list[str] = Field(max_length=200, description="Custom attribute codes sent with each product")
+
+
+class ShippingMethodsBody(BaseModel):
+    methods: list[ShippingMethod] = Field(max_length=500)
+
+
+class ShippingMethodsAnswer(BaseModel):
+    methods: list[ShippingMethod]
+    outcomes: list[ProductOutcome] = Field(description="Each method's export as a product (removed ones: disabled)")

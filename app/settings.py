@@ -6,12 +6,13 @@ app factory or the CLI and passed down; nothing imports a global settings object
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.protocol.sourcing_rules import SHIP_TOGETHER, normalize_sourcing_rule
@@ -29,6 +30,28 @@ DEFAULT_STATUS_MAP: dict[str, str | None] = {
     "CANCELED": "canceled",
     "CANCELLED": "canceled",
 }
+
+
+ATTRIBUTE_CODE = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
+
+
+def normalize_attribute_codes(codes: list[str]) -> list[str]:
+    """Magento attribute codes (lower case, digits, underscores; at most 60), each once, in the order given."""
+    cleaned: list[str] = []
+    for code in codes:
+        code = code.strip()
+        if not ATTRIBUTE_CODE.fullmatch(code):
+            raise ValueError(f"{code!r} is not an attribute code (a-z, 0-9, _; starts with a letter; at most 60)")
+        if code not in cleaned:
+            cleaned.append(code)
+    return cleaned
+
+
+class ShippingMethod(BaseModel):
+    """An enabled shipping method: ``code`` is what orders carry (``flatrate_flatrate``), the SHIPPING line's SKU."""
+
+    code: str = Field(min_length=1, max_length=64, pattern=r"^\S+$")
+    name: str = Field(min_length=1, max_length=255)
 
 
 class ConfigurationError(Exception):
@@ -83,6 +106,15 @@ class Settings(BaseSettings):
     oms_store_channels: dict[str, str] = {}  # Magento store id → OMS sales channel, overriding the one above
     oms_bundle_sourcing_rule: str = SHIP_TOGETHER  # for bundles without a rule of their own (PUT …/sourcing-rule)
     commerce_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # POST /orders and other store calls
+
+    # --- catalog ----------------------------------------------------------------------------------------------
+    # Custom attributes sent with each product (and whose change exports it). Seeds the catalog settings; after
+    # that GET/PUT /catalog/attributes is the truth.
+    oms_product_attributes: list[str] = []
+    # Enabled shipping methods, exported as products whose SKU is the method code (Adobe Commerce has no REST route
+    # that lists carriers). Seeds the catalog settings; after that GET/PUT /catalog/shipping-methods.
+    oms_shipping_methods: list[ShippingMethod] = []
+    oms_product_locale: str = Field(default="en_US", min_length=2, max_length=16)  # the locale of `name[]`
 
     # --- order lifecycle (what the OMS tells us after the export) ---------------------------------------------
     # OMS order status → Adobe Commerce status, merged over DEFAULT_STATUS_MAP; "" or null: recorded, mapped to
@@ -156,6 +188,19 @@ class Settings(BaseSettings):
                 raise ValueError("an OMS status must not be empty")
             cleaned[status.strip().upper()] = (commerce or "").strip() or None
         return cleaned
+
+    @field_validator("oms_product_attributes")
+    @classmethod
+    def _attribute_codes(cls, value: list[str]) -> list[str]:
+        return normalize_attribute_codes(value)
+
+    @field_validator("oms_shipping_methods")
+    @classmethod
+    def _unique_methods(cls, value: list[ShippingMethod]) -> list[ShippingMethod]:
+        codes = [method.code for method in value]
+        if len(set(codes)) != len(codes):
+            raise ValueError("a shipping method code is listed twice")
+        return value
 
     @field_validator("oms_cancel_blocked_statuses")
     @classmethod

@@ -1,13 +1,105 @@
-"""/catalog — what operators set about products: the sourcing rule of each bundle."""
+"""/catalog — products from the store (exported to the OMS when something it receives changed), the custom
+attributes sent with them, shipping methods, and each bundle's sourcing rule."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from typing import Any
 
-from app.deps import CommerceOrOperatorAuth, OperatorAuth, RuntimeDep
-from app.schemas import SourcingRuleUpdate, SourcingRuleView
+from fastapi import APIRouter, Request
+
+from app.deps import CommerceAuth, CommerceOrOperatorAuth, OperatorAuth, RuntimeDep
+from app.errors import ProductRejected
+from app.routers.body import read_limited_body
+from app.schemas import (
+    AttributesBody,
+    ProductOutcome,
+    ProductsAnswer,
+    ShippingMethodsAnswer,
+    ShippingMethodsBody,
+    SourcingRuleUpdate,
+    SourcingRuleView,
+)
+from app.settings import ShippingMethod
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
+
+_PRODUCT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"description": "One Adobe Commerce product (GET /V1/products/{sku}) or a list of them"},
+                "example": {
+                    "id": 2041,
+                    "sku": "TEE-ORG",
+                    "name": "Organic Tee",
+                    "type_id": "configurable",
+                    "status": 1,
+                    "custom_attributes": [{"attribute_code": "color", "value": "49"}],
+                    "extension_attributes": {"website_ids": [1], "configurable_product_links": [2042, 2043]},
+                },
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/products",
+    response_model=ProductsAnswer,
+    dependencies=[CommerceAuth],
+    openapi_extra=_PRODUCT_BODY,
+    responses={422: {"description": "`errors` names each field at fault; nothing is stored"}},
+)
+async def post_products(runtime: RuntimeDep, request: Request) -> ProductsAnswer:
+    """Store one product or a list (upsert by SKU) and export each to the OMS when it is new or something the OMS
+    receives changed: type, name, enabled, children SKUs, a configured custom attribute. A configurable's children
+    are its links' SKUs the connector knows; a child posted later exports its parent again."""
+    body = await read_limited_body(request, runtime.settings.commerce_max_body_bytes)
+    try:
+        document: Any = json.loads(body)
+    except ValueError:
+        raise ProductRejected([{"field": "body", "message": "not JSON"}]) from None
+    return await runtime.catalog.accept(document)
+
+
+@router.get("/products/{sku:path}", dependencies=[CommerceOrOperatorAuth])
+async def get_product(runtime: RuntimeDep, sku: str) -> dict[str, Any]:
+    """The product as the connector keeps it, with its last export (journal id and status)."""
+    return await runtime.catalog.get(sku)
+
+
+@router.delete("/products/{sku:path}", response_model=ProductOutcome, dependencies=[CommerceAuth])
+async def delete_product(runtime: RuntimeDep, sku: str) -> ProductOutcome:
+    """The store deleted the product: it is kept, marked deleted and exported disabled (orders holding it still
+    export)."""
+    return await runtime.catalog.delete(sku)
+
+
+@router.get("/attributes", response_model=AttributesBody, dependencies=[OperatorAuth])
+async def get_attributes(runtime: RuntimeDep) -> AttributesBody:
+    """The custom attributes sent with each product (seeded from OMS_PRODUCT_ATTRIBUTES)."""
+    return AttributesBody(attributes=await runtime.catalog.attributes())
+
+
+@router.put("/attributes", response_model=AttributesBody, dependencies=[OperatorAuth])
+async def put_attributes(runtime: RuntimeDep, body: AttributesBody) -> AttributesBody:
+    """Replace them. Products go out with the new set at their next change, and all of them with a full export."""
+    return AttributesBody(attributes=await runtime.catalog.set_attributes(body.attributes))
+
+
+@router.get("/shipping-methods", response_model=list[ShippingMethod], dependencies=[CommerceOrOperatorAuth])
+async def get_shipping_methods(runtime: RuntimeDep) -> list[ShippingMethod]:
+    """The enabled shipping methods, exported to the OMS catalog as products whose SKU is the method code."""
+    return await runtime.catalog.shipping_methods()
+
+
+@router.put("/shipping-methods", response_model=ShippingMethodsAnswer, dependencies=[OperatorAuth])
+async def put_shipping_methods(runtime: RuntimeDep, body: ShippingMethodsBody) -> ShippingMethodsAnswer:
+    """Replace them (Adobe Commerce has no REST route that lists carriers): new or renamed methods are exported,
+    removed ones exported disabled."""
+    return await runtime.catalog.set_shipping_methods(body.methods)
 
 
 @router.get("/bundles/{sku:path}/sourcing-rule", response_model=SourcingRuleView, dependencies=[CommerceOrOperatorAuth])

@@ -684,3 +684,86 @@ ORDER_LIFECYCLE = text(
       FROM sales_order o WHERE o.increment_id = :increment_id
     """
 )
+
+
+# --- catalog ---------------------------------------------------------------------------------------------------
+SEED_CATALOG_SETTING = text(
+    """
+    INSERT INTO catalog_setting (key, value, updated_at) VALUES (:key, CAST(:value AS jsonb), :now)
+    ON CONFLICT (key) DO NOTHING
+    """
+)
+
+SET_CATALOG_SETTING = text(
+    """
+    INSERT INTO catalog_setting (key, value, updated_at) VALUES (:key, CAST(:value AS jsonb), :now)
+    ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+    """
+)
+
+CATALOG_SETTING = text("SELECT value FROM catalog_setting WHERE key = :key")
+
+# Two concurrent PUTs of the shipping methods: one after the other, each seeing what the other left.
+LOCK_CATALOG_SETTINGS = text("LOCK TABLE catalog_setting IN SHARE ROW EXCLUSIVE MODE")
+
+# A SKU renamed in the store keeps its Adobe Commerce id: the id leaves the row of the old SKU first.
+RELEASE_PRODUCT_ID = text(
+    "UPDATE catalog_product SET product_id = NULL WHERE product_id = CAST(:product_id AS bigint) AND sku <> :sku"
+)
+
+# A product as the store posted it (again): what it is now; a re-posted deleted product is back.
+UPSERT_CATALOG_PRODUCT = text(
+    """
+    INSERT INTO catalog_product (sku, product_id, type, name, enabled, deleted, children_skus, child_ids,
+                                 custom_attributes, website_ids, created_at, updated_at)
+    VALUES (:sku, :product_id, :type, :name, :enabled, false, CAST(:children_skus AS text[]),
+            CAST(:child_ids AS bigint[]), CAST(:custom_attributes AS jsonb), CAST(:website_ids AS integer[]),
+            :now, :now)
+    ON CONFLICT (sku) DO UPDATE
+       SET product_id = COALESCE(excluded.product_id, catalog_product.product_id), type = excluded.type,
+           name = excluded.name, enabled = excluded.enabled, deleted = false, children_skus = excluded.children_skus,
+           child_ids = excluded.child_ids, custom_attributes = excluded.custom_attributes,
+           website_ids = excluded.website_ids, updated_at = excluded.updated_at
+    """
+)
+
+SKUS_OF_PRODUCT_IDS = text("SELECT product_id, sku FROM catalog_product WHERE product_id = ANY(CAST(:ids AS bigint[]))")
+
+PARENTS_OF_PRODUCT = text(
+    """
+    SELECT sku, type, name, enabled, deleted, children_skus, child_ids, custom_attributes FROM catalog_product
+     WHERE child_ids @> ARRAY[CAST(:child_id AS bigint)]
+     ORDER BY sku
+       FOR UPDATE
+    """
+)
+
+SET_PRODUCT_CHILDREN = text("UPDATE catalog_product SET children_skus = CAST(:children AS text[]) WHERE sku = :sku")
+
+LOCK_PRODUCT_EXPORT = text("SELECT exported_fingerprint, exports FROM catalog_product WHERE sku = :sku FOR UPDATE")
+
+SET_PRODUCT_EXPORTED = text(
+    """
+    UPDATE catalog_product
+       SET exported_fingerprint = :fingerprint, exports = exports + 1, export_message_id = :message_id,
+           exported_at = :now
+     WHERE sku = :sku
+    """
+)
+
+MARK_PRODUCT_DELETED = text(
+    """
+    UPDATE catalog_product SET deleted = true, updated_at = :now WHERE sku = :sku
+    RETURNING sku, type, name, enabled, deleted, children_skus, child_ids, custom_attributes
+    """
+)
+
+CATALOG_PRODUCT = text(
+    """
+    SELECT p.sku, p.product_id, p.type, p.name, p.enabled, p.deleted, p.children_skus, p.child_ids,
+           p.custom_attributes, p.website_ids, p.exports, p.export_message_id, p.exported_at,
+           (SELECT status::text FROM message WHERE id = p.export_message_id) AS export_status,
+           p.created_at, p.updated_at
+      FROM catalog_product p WHERE p.sku = :sku
+    """
+)

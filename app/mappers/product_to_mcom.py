@@ -1,0 +1,62 @@
+"""Products as ``magento.catalog.product_management.updated`` params (protocol §3.9). Pure: no I/O.
+
+The seed's SKU types: simple (stock), virtual (no managed stock), bundle (no stock of its own; its selections are
+its children), configurable (its simple children), grouped (for sourcing). A deleted product is exported disabled,
+so the OMS keeps it for the orders that hold it. ``fingerprint`` is what change detection compares: a product is
+exported again only when the params the OMS receives change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+PRODUCT_UPDATED = "magento.catalog.product_management.updated"
+SHIPPING_METHOD_TYPE = "virtual"  # a shipping method is sold as a line, never stocked
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """What the connector keeps of a product: the fields the OMS receives, all attributes (the configured list can
+    change), and whether the store deleted it."""
+
+    sku: str
+    type: str
+    name: str
+    enabled: bool
+    children_skus: Sequence[str]
+    custom_attributes: Mapping[str, str]
+    deleted: bool = False
+
+
+def product_params(entry: CatalogEntry, attributes: Sequence[str], locale: str) -> dict[str, Any]:
+    """The ``params`` of the call; only the configured ``attributes`` the product has, in the configured order."""
+    return {
+        "product": {
+            "type": entry.type,
+            "sku": entry.sku,
+            "name": [{"value": entry.name, "locale": locale}],
+            "enabled": entry.enabled and not entry.deleted,
+            "custom_attributes": [
+                {"attribute_code": code, "value": entry.custom_attributes[code]}
+                for code in attributes
+                if code in entry.custom_attributes
+            ],
+            "children_skus": list(entry.children_skus) if entry.type in ("configurable", "bundle", "grouped") else [],
+        }
+    }
+
+
+def shipping_method_entry(code: str, name: str, *, enabled: bool = True) -> CatalogEntry:
+    """A shipping method as a catalog product: its SKU is the method code the order's SHIPPING line carries."""
+    return CatalogEntry(sku=code, type=SHIPPING_METHOD_TYPE, name=name, enabled=enabled, children_skus=(),
+                        custom_attributes={})  # fmt: skip
+
+
+def fingerprint(params: Mapping[str, Any]) -> str:
+    """A stable digest of the params (key order and spacing do not matter)."""
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
