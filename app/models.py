@@ -390,3 +390,42 @@ class CatalogSetting(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[Any] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CatalogExport(Base):
+    """A full catalog export (the seed's oms:catalog-export): products read in keyset order and sent in batches;
+    ``cursor`` is the last SKU of the last acknowledged batch (the unit of progress), ``batch_acked`` the SKUs of
+    the batch under way the OMS already acknowledged, so a resumed export sends neither again."""
+
+    __tablename__ = "catalog_export"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending | running | done | canceled | failed
+    source: Mapped[str] = mapped_column(String(16))  # catalog (the connector's table)
+    send_mode: Mapped[str] = mapped_column(String(16))
+    batch_size: Mapped[int] = mapped_column(Integer)
+    cursor: Mapped[str | None] = mapped_column(Text)
+    batch_acked: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    products_read: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    products_sent: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    batches_sent: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    batches_acknowledged: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    error_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        # One export at a time: at most one pending or running row.
+        Index(
+            "uq_catalog_export_active",
+            text("(true)"),
+            unique=True,
+            postgresql_where=text("status IN ('pending', 'running')"),
+        ),
+    )

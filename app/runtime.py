@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -15,6 +17,7 @@ from app.clock import Clock, SystemClock
 from app.db import Database, DatabaseUrl, head_revision, migrate, resolve_database_url
 from app.plugins import load_line_attribute_plugins
 from app.services.catalog import CatalogService
+from app.services.catalog_export import CatalogExports
 from app.services.commerce_effects import COMMERCE_CHANNEL
 from app.services.inbox import InboxWriter, OmsInbox
 from app.services.integration import IntegrationSwitch, Registrar
@@ -48,6 +51,7 @@ class Runtime:
     orders: OrderService
     order_actions: OrderActions
     catalog: CatalogService
+    catalog_exports: CatalogExports
     client: OmsClient | None
     commerce: CommerceClient | None
     head_revision: str | None
@@ -98,6 +102,7 @@ class Runtime:
             orders=OrderService(db, clock, settings, bus, load_line_attribute_plugins()),
             order_actions=OrderActions(db, clock, settings, bus.outbox),
             catalog=CatalogService(db, clock, settings, bus.outbox),
+            catalog_exports=CatalogExports(db, clock, settings, client),
             client=client,
             commerce=commerce,
             head_revision=head_revision(url),
@@ -126,11 +131,16 @@ class Runtime:
                 self.bus, self.db, inbound=self.settings.inbound_workers, outbound=self.settings.outbound_workers
             )
             await self.workers.start()
+            self.run_in_background(self.catalog_exports.keep_running(), "catalog-exports")
         if register and self.client is not None and self.settings.callback_url:
             self.background.append(asyncio.create_task(self.registrar.keep_registered(), name="oms-register"))
         # Everything built so far lives as long as the process: keep it out of the garbage collector's full
         # passes, which otherwise cost a measurable share of each webhook call (bench/ingest.py).
         gc.freeze()
+
+    def run_in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """A task that lives as long as the runtime (stopped with it)."""
+        self.background.append(asyncio.create_task(work, name=name))
 
     async def stop(self) -> None:
         for task in self.background:

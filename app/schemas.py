@@ -399,3 +399,28 @@ class ShippingMethodsBody(BaseModel):
 class ShippingMethodsAnswer(BaseModel):
     methods: list[ShippingMethod]
     outcomes: list[ProductOutcome] = Field(description="Each method's export as a product (removed ones: disabled)")
+
+
+class CatalogExportRequest(BaseModel):
+    schedule_only: bool = Field(
+        default=False, description="true: leave it to the workers (pending); false: start it now in this process"
+    )
+
+
+class CatalogExportView(BaseModel):
+    id: int
+    status: str = Field(description="pending | running | done | canceled | failed")
+    source: str = Field(description="catalog: the connector's own product table")
+    send_mode: str = Field(description="single | rpc-batch (OMS_CATALOG_SEND_MODE)")
+    batch_size: int
+    products_read: int = Field(description="Products of acknowledged batches")
+    products_sent: int = Field(description="Products the OMS acknowledged (or refused: see errors)")
+    batches_sent: int
+    batches_acknowledged: int
+    error_count: int
+    errors: list[dict[str, Any]] = Field(description="The first 100 products the OMS refused, with its message")
+    last_error: str | None = Field(description="Why the export is waiting (the OMS unreachable) or failed")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    products_per_second: float | None = Field(description="Products sent per second since the start")

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     # that lists carriers). Seeds the catalog settings; after that GET/PUT /catalog/shipping-methods.
     oms_shipping_methods: list[ShippingMethod] = []
     oms_product_locale: str = Field(default="en_US", min_length=2, max_length=16)  # the locale of `name[]`
+    # Full catalog export: products per batch (the unit of progress and resumption), how each batch is sent
+    # (single: one call per product over pooled keep-alive connections, what the known peers accept; rpc-batch: one
+    # JSON-RPC batch request per batch), and how many single calls are in flight at once.
+    oms_catalog_batch_size: int = Field(default=5000, ge=1, le=50_000)
+    oms_catalog_send_mode: Literal["single", "rpc-batch"] = "single"
+    oms_catalog_concurrency: int = Field(default=32, ge=1, le=512)
 
     # --- order lifecycle (what the OMS tells us after the export) ---------------------------------------------
     # OMS order status → Adobe Commerce status, merged over DEFAULT_STATUS_MAP; "" or null: recorded, mapped to

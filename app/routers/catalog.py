@@ -6,13 +6,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from app.deps import CommerceAuth, CommerceOrOperatorAuth, OperatorAuth, RuntimeDep
 from app.errors import ProductRejected
 from app.routers.body import read_limited_body
 from app.schemas import (
     AttributesBody,
+    CatalogExportRequest,
+    CatalogExportView,
     ProductOutcome,
     ProductsAnswer,
     ShippingMethodsAnswer,
@@ -100,6 +102,39 @@ async def put_shipping_methods(runtime: RuntimeDep, body: ShippingMethodsBody) -
     """Replace them (Adobe Commerce has no REST route that lists carriers): new or renamed methods are exported,
     removed ones exported disabled."""
     return await runtime.catalog.set_shipping_methods(body.methods)
+
+
+@router.post(
+    "/exports",
+    response_model=CatalogExportView,
+    status_code=202,
+    dependencies=[CommerceOrOperatorAuth],
+    responses={200: {"model": CatalogExportView, "description": "An export is already pending or running: that one"}},
+)
+async def request_catalog_export(
+    runtime: RuntimeDep, response: Response, body: CatalogExportRequest | None = None
+) -> CatalogExportView:
+    """Export the whole catalog to the OMS in batches of OMS_CATALOG_BATCH_SIZE (the seed's oms:catalog-export:run):
+    started now in this process, or with `schedule_only` left to the workers. One export at a time."""
+    schedule_only = (body or CatalogExportRequest()).schedule_only
+    view, created = await runtime.catalog_exports.request(schedule_only=schedule_only)
+    if not created:
+        response.status_code = 200
+    elif not schedule_only:
+        runtime.run_in_background(runtime.catalog_exports.run(view.id), f"catalog-export-{view.id}")
+    return view
+
+
+@router.get("/exports/current", response_model=CatalogExportView, dependencies=[CommerceOrOperatorAuth])
+async def current_catalog_export(runtime: RuntimeDep) -> CatalogExportView:
+    """The latest export: status, products read and sent, batches sent and acknowledged, errors, throughput."""
+    return await runtime.catalog_exports.current()
+
+
+@router.delete("/exports/current", response_model=CatalogExportView, dependencies=[CommerceOrOperatorAuth])
+async def cancel_catalog_export(runtime: RuntimeDep) -> CatalogExportView:
+    """Cancel the pending or running export (404 if none): it stops after the products in flight."""
+    return await runtime.catalog_exports.cancel()
 
 
 @router.get("/bundles/{sku:path}/sourcing-rule", response_model=SourcingRuleView, dependencies=[CommerceOrOperatorAuth])

@@ -767,3 +767,119 @@ CATALOG_PRODUCT = text(
       FROM catalog_product p WHERE p.sku = :sku
     """
 )
+
+
+# --- catalog export --------------------------------------------------------------------------------------------
+_EXPORT_COLUMNS = """id, status, source, send_mode, batch_size, cursor, products_read, products_sent, batches_sent,
+    batches_acknowledged, error_count, errors, last_error, created_at, started_at, finished_at"""
+
+# The process running an export changes it only while it holds the lease and the export is running; a canceled
+# export or one taken over answers no row, and the process stops.
+_HELD = "id = :id AND lease_owner = :owner AND status = 'running'"
+
+LOCK_CATALOG_EXPORTS = text("LOCK TABLE catalog_export IN SHARE ROW EXCLUSIVE MODE")
+
+ACTIVE_CATALOG_EXPORT = text(
+    f"SELECT {_EXPORT_COLUMNS} FROM catalog_export WHERE status IN ('pending', 'running') ORDER BY id LIMIT 1"
+)
+
+LATEST_CATALOG_EXPORT = text(f"SELECT {_EXPORT_COLUMNS} FROM catalog_export ORDER BY id DESC LIMIT 1")
+
+CREATE_CATALOG_EXPORT = text(
+    f"""
+    INSERT INTO catalog_export (status, source, send_mode, batch_size, lease_owner, lease_until, created_at,
+                                started_at, updated_at)
+    VALUES (:status, :source, :send_mode, :batch_size, :owner, :lease_until, :now,
+            CASE WHEN CAST(:status AS varchar) = 'running' THEN CAST(:now AS timestamptz) END, :now)
+    RETURNING {_EXPORT_COLUMNS}
+    """
+)
+
+CANCEL_CATALOG_EXPORT = text(
+    f"""
+    UPDATE catalog_export
+       SET status = 'canceled', finished_at = :now, lease_owner = NULL, lease_until = NULL, updated_at = :now
+     WHERE status IN ('pending', 'running')
+    RETURNING {_EXPORT_COLUMNS}
+    """
+)
+
+CLAIM_CATALOG_EXPORT = text(
+    """
+    UPDATE catalog_export
+       SET status = 'running', lease_owner = :owner, lease_until = :lease_until,
+           started_at = COALESCE(started_at, :now), updated_at = :now
+     WHERE id = (SELECT id FROM catalog_export
+                  WHERE status = 'pending' OR (status = 'running' AND lease_until < :now)
+                  ORDER BY id LIMIT 1
+                    FOR UPDATE SKIP LOCKED)
+    RETURNING id
+    """
+)
+
+FINISH_CATALOG_EXPORT = text(
+    f"""
+    UPDATE catalog_export
+       SET status = :status, last_error = COALESCE(:error, last_error), finished_at = :now, lease_owner = NULL,
+           lease_until = NULL, updated_at = :now
+     WHERE {_HELD}
+    """
+)
+
+CATALOG_EXPORT_STATE = text("SELECT cursor, batch_size, send_mode, batch_acked FROM catalog_export WHERE id = :id")
+
+# Keyset pagination over the primary key: each batch costs the same at the start and at the end of a million SKUs.
+CATALOG_BATCH = text(
+    """
+    SELECT sku, type, name, enabled, deleted, children_skus, custom_attributes FROM catalog_product
+     WHERE CAST(:cursor AS text) IS NULL OR sku > CAST(:cursor AS text)
+     ORDER BY sku
+     LIMIT :limit
+    """
+)
+
+CATALOG_BATCH_STARTED = text(
+    f"""
+    UPDATE catalog_export SET batches_sent = batches_sent + 1, lease_until = :lease_until, updated_at = :now
+     WHERE {_HELD}
+    RETURNING id
+    """
+)
+
+CATALOG_EXPORT_PROGRESS = text(
+    f"""
+    UPDATE catalog_export
+       SET batch_acked = batch_acked || CAST(:skus AS text[]),
+           products_sent = products_sent + cardinality(CAST(:skus AS text[])),
+           error_count = error_count + :error_count,
+           errors = CASE WHEN jsonb_array_length(errors) < :max_errors THEN errors || CAST(:errors AS jsonb)
+                         ELSE errors END,
+           lease_until = :lease_until, updated_at = :now
+     WHERE {_HELD}
+    RETURNING id
+    """
+)
+
+CATALOG_EXPORT_ERROR = text(
+    f"""
+    UPDATE catalog_export SET last_error = :error, lease_until = :lease_until, updated_at = :now WHERE {_HELD}
+    RETURNING id
+    """
+)
+
+# A batch done: the cursor moves past it, and its products' fingerprints become what was exported (product events
+# compare against them), in one transaction.
+CATALOG_BATCH_ACKNOWLEDGED = text(
+    f"""
+    WITH exported AS (
+        UPDATE catalog_product p SET exported_fingerprint = t.fingerprint
+          FROM unnest(CAST(:skus AS text[]), CAST(:fingerprints AS text[])) AS t(sku, fingerprint)
+         WHERE p.sku = t.sku
+    )
+    UPDATE catalog_export
+       SET cursor = :cursor, batch_acked = '{{}}', batches_acknowledged = batches_acknowledged + 1,
+           products_read = products_read + :read, last_error = NULL, lease_until = :lease_until, updated_at = :now
+     WHERE {_HELD}
+    RETURNING id
+    """
+)

@@ -1,0 +1,345 @@
+"""Full catalog export (the seed's oms:catalog-export:*): every product of the connector's catalog, in SKU order,
+sent to the OMS in batches of OMS_CATALOG_BATCH_SIZE.
+
+A batch is the unit of progress: ``cursor`` (the last SKU of the last acknowledged batch) moves only when the OMS
+acknowledged every product of it. Within the batch under way, acknowledged SKUs are recorded as they come
+(``batch_acked``, flushed every FLUSH_EVERY products), so a resumed export neither restarts at zero nor sends a
+product twice; a product whose acknowledgement was not recorded yet when the process died is sent again with the
+same JSON-RPC id (``<app>-catalog-<export>-<sku>``), which lets the OMS de-duplicate it.
+
+One export at a time (a unique index on pending/running rows). The process running it holds a lease it renews at
+each flush; a worker takes over an export whose lease expired (its process died) and one scheduled for it. Memory
+stays flat: one batch is read at a time (keyset pagination, never OFFSET).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.clients.oms import OmsClient, RpcCall
+from app.clock import Clock
+from app.db import Database
+from app.errors import NotConfigured, NotFound, PeerRejected, PeerUnavailable
+from app.mappers.product_to_mcom import PRODUCT_UPDATED, CatalogEntry, fingerprint, product_params
+from app.schemas import CatalogExportView
+from app.services.catalog import ATTRIBUTES_KEY
+from app.settings import Settings
+from app.workers import queries
+
+log = logging.getLogger(__name__)
+
+LEASE_S = 60.0
+FLUSH_EVERY = 500  # acknowledged products recorded per statement
+MAX_ERRORS_KEPT = 100
+POLL_S = 2.0
+BACKOFF_MAX_S = 60.0
+
+
+def owner_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class ExportStopped(Exception):
+    """The export was canceled, or another process took it over: stop quietly."""
+
+
+class CatalogExports:
+    def __init__(self, db: Database, clock: Clock, settings: Settings, client: OmsClient | None) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+        self.client = client
+        self.owner = owner_name()
+        self.wakeup = asyncio.Event()
+
+    # --- requests (HTTP, CLI) --------------------------------------------------------------------------------
+    async def request(self, *, schedule_only: bool) -> tuple[CatalogExportView, bool]:
+        """Create an export (pending if ``schedule_only``, else running under this process's lease). A request
+        while one is pending or running answers that one (False)."""
+        if self.client is None:
+            raise NotConfigured("OMS_URL is not configured: a catalog export has nowhere to go")
+        now = self.clock.now()
+        async with self.db.connect() as connection:
+            await connection.execute(queries.LOCK_CATALOG_EXPORTS)
+            active = (await connection.execute(queries.ACTIVE_CATALOG_EXPORT)).first()
+            if active is not None:
+                return _view(active, now), False
+            row = (
+                await connection.execute(
+                    queries.CREATE_CATALOG_EXPORT,
+                    {
+                        "status": "pending" if schedule_only else "running",
+                        "source": "catalog",
+                        "send_mode": self.settings.oms_catalog_send_mode,
+                        "batch_size": self.settings.oms_catalog_batch_size,
+                        "owner": None if schedule_only else self.owner,
+                        "lease_until": None if schedule_only else now + timedelta(seconds=LEASE_S),
+                        "now": now,
+                    },
+                )
+            ).one()
+        if schedule_only:
+            self.wakeup.set()
+        return _view(row, now), True
+
+    async def current(self) -> CatalogExportView:
+        async with self.db.connect() as connection:
+            row = (await connection.execute(queries.LATEST_CATALOG_EXPORT)).first()
+        if row is None:
+            raise NotFound("no catalog export was ever requested")
+        return _view(row, self.clock.now())
+
+    async def cancel(self) -> CatalogExportView:
+        now = self.clock.now()
+        async with self.db.connect() as connection:
+            row = (await connection.execute(queries.CANCEL_CATALOG_EXPORT, {"now": now})).first()
+        if row is None:
+            raise NotFound("no catalog export is pending or running")
+        return _view(row, now)
+
+    # --- the workers' side -----------------------------------------------------------------------------------
+    async def claim(self) -> int | None:
+        """Take a scheduled export, or one whose process died (its lease expired)."""
+        if self.client is None:
+            return None
+        now = self.clock.now()
+        async with self.db.connect() as connection:
+            return (
+                await connection.execute(
+                    queries.CLAIM_CATALOG_EXPORT,
+                    {"owner": self.owner, "lease_until": now + timedelta(seconds=LEASE_S), "now": now},
+                )
+            ).scalar_one_or_none()
+
+    async def keep_running(self) -> None:
+        """Background task of a process with workers: run what it can claim, look again every POLL_S."""
+        while True:
+            try:
+                export_id = await self.claim()
+                if export_id is not None:
+                    await self.run(export_id)
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is down, say: try again later, never die
+                log.warning("catalog export loop: %s", exc, extra={"action": "catalog_export_error"})
+            self.wakeup.clear()
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), POLL_S)
+            except TimeoutError:
+                pass
+
+    async def run(self, export_id: int) -> None:
+        """Send the export's remaining batches while this process holds its lease."""
+        if self.client is None:  # a worker without OMS_URL never takes one (claim), but be safe
+            await self._finish(export_id, "failed", "the OMS is not configured (OMS_URL)")
+            return
+        runner = _Run(self, export_id)
+        try:
+            await runner.loop()
+        except ExportStopped:
+            log.info("catalog export %s stopped (canceled or taken over)", export_id)
+
+    async def _finish(self, export_id: int, status: str, error: str | None) -> None:
+        async with self.db.connect() as connection:
+            await connection.execute(
+                queries.FINISH_CATALOG_EXPORT,
+                {"id": export_id, "owner": self.owner, "status": status, "error": error, "now": self.clock.now()},
+            )
+
+
+class _Run:
+    """One process running one export."""
+
+    def __init__(self, exports: CatalogExports, export_id: int) -> None:
+        self.exports = exports
+        self.id = export_id
+        self.settings = exports.settings
+        assert exports.client is not None
+        self.client: OmsClient = exports.client
+        self.acked: list[str] = []
+        self.errors: list[dict[str, str]] = []
+        self.fingerprints: dict[str, str] = {}
+
+    async def loop(self) -> None:
+        async with self.exports.db.connect() as connection:
+            state = (await connection.execute(queries.CATALOG_EXPORT_STATE, {"id": self.id})).one()
+            attributes = (await connection.execute(queries.CATALOG_SETTING, {"key": ATTRIBUTES_KEY})).scalar()
+        attributes = list(attributes if attributes is not None else self.settings.oms_product_attributes)
+        cursor, batch_size, mode = state.cursor, state.batch_size, state.send_mode
+        unavailable_since: datetime | None = None
+        backoff = 1.0
+        while True:
+            async with self.exports.db.connect() as connection:
+                rows = (await connection.execute(queries.CATALOG_BATCH, {"cursor": cursor, "limit": batch_size})).all()
+                done_before = set(
+                    (await connection.execute(queries.CATALOG_EXPORT_STATE, {"id": self.id})).one().batch_acked
+                )
+            if not rows:
+                await self.exports._finish(self.id, "done", None)
+                return
+            if not done_before:
+                await self._update(queries.CATALOG_BATCH_STARTED, {})
+            calls: list[tuple[str, dict[str, Any]]] = []
+            for row in rows:
+                params = product_params(_entry(row), attributes, self.settings.oms_product_locale)
+                self.fingerprints[row.sku] = fingerprint(params)
+                if row.sku not in done_before:
+                    calls.append((row.sku, params))
+            try:
+                if mode == "rpc-batch":
+                    await self._send_batch(calls)
+                else:
+                    await self._send_single(calls)
+            except PeerUnavailable as exc:
+                await self._flush()
+                now = self.exports.clock.now()
+                unavailable_since = unavailable_since or now
+                window = timedelta(hours=self.settings.oms_retry_window_hours)
+                if now - unavailable_since > window:
+                    await self.exports._finish(self.id, "failed", f"the OMS was unreachable for {window}: {exc}")
+                    return
+                await self._update(queries.CATALOG_EXPORT_ERROR, {"error": exc.message})
+                await asyncio.sleep(min(backoff, BACKOFF_MAX_S))
+                backoff *= 2
+                continue
+            unavailable_since, backoff = None, 1.0
+            await self._flush()
+            last = rows[-1].sku
+            await self._update(
+                queries.CATALOG_BATCH_ACKNOWLEDGED,
+                {
+                    "cursor": last,
+                    "read": len(rows),
+                    "skus": list(self.fingerprints),
+                    "fingerprints": list(self.fingerprints.values()),
+                },
+            )
+            self.fingerprints.clear()
+            cursor = last
+
+    async def _send_single(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """One call per product, OMS_CATALOG_CONCURRENCY at a time; the first unavailability stops the batch (the
+        calls in flight finish and are recorded)."""
+        pending = iter(calls)
+        failure: list[PeerUnavailable | ExportStopped] = []
+
+        async def sender() -> None:
+            for sku, params in pending:
+                if failure:
+                    return
+                try:
+                    await self.client.call(PRODUCT_UPDATED, params, self._call_id(sku))
+                except PeerRejected as exc:
+                    self._error(sku, exc.message)
+                except PeerUnavailable as exc:
+                    failure.append(exc)
+                    return
+                try:
+                    await self._acked(sku)
+                except ExportStopped as exc:
+                    failure.append(exc)
+                    return
+
+        await asyncio.gather(*(sender() for _ in range(self.settings.oms_catalog_concurrency)))
+        if failure:
+            raise next((f for f in failure if isinstance(f, ExportStopped)), failure[0])
+
+    async def _send_batch(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """One JSON-RPC batch request for the batch (chunks of at most 5,000 calls)."""
+        for start in range(0, len(calls), 5000):
+            chunk = calls[start : start + 5000]
+            rpc = [RpcCall(id=self._call_id(sku), method=PRODUCT_UPDATED, params=params) for sku, params in chunk]
+            outcomes = await self.client.call_batch(rpc)
+            unavailable = None
+            for (sku, _), call in zip(chunk, rpc, strict=True):
+                outcome = outcomes[call.id]
+                if isinstance(outcome, PeerUnavailable):
+                    unavailable = outcome
+                    continue
+                if isinstance(outcome, PeerRejected):
+                    self._error(sku, outcome.message)
+                await self._acked(sku)
+            if unavailable is not None:
+                raise unavailable
+
+    def _call_id(self, sku: str) -> str:
+        return f"{self.settings.oms_application_id}-catalog-{self.id}-{sku}"
+
+    def _error(self, sku: str, message: str) -> None:
+        self.errors.append({"sku": sku, "error": message[:500]})
+
+    async def _acked(self, sku: str) -> None:
+        self.acked.append(sku)
+        if len(self.acked) >= FLUSH_EVERY:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Record the acknowledged SKUs and errors, renew the lease; stop if canceled or taken over."""
+        skus, errors = self.acked, self.errors
+        self.acked, self.errors = [], []
+        await self._update(
+            queries.CATALOG_EXPORT_PROGRESS,
+            {"skus": skus, "errors": json.dumps(errors), "error_count": len(errors), "max_errors": MAX_ERRORS_KEPT},
+        )
+
+    async def _update(self, statement: Any, params: dict[str, Any]) -> None:
+        now = self.exports.clock.now()
+        async with self.exports.db.connect() as connection:
+            row = (
+                await connection.execute(
+                    statement,
+                    {
+                        **params,
+                        "id": self.id,
+                        "owner": self.exports.owner,
+                        "now": now,
+                        "lease_until": now + timedelta(seconds=LEASE_S),
+                    },
+                )
+            ).first()
+        if row is None:
+            raise ExportStopped
+
+
+def _entry(row: Any) -> CatalogEntry:
+    return CatalogEntry(
+        sku=row.sku,
+        type=row.type,
+        name=row.name,
+        enabled=row.enabled,
+        children_skus=list(row.children_skus),
+        custom_attributes=dict(row.custom_attributes),
+        deleted=row.deleted,
+    )
+
+
+def _view(row: Any, now: datetime) -> CatalogExportView:
+    end = row.finished_at or now
+    seconds = (end - row.started_at).total_seconds() if row.started_at else 0.0
+    return CatalogExportView(
+        id=row.id,
+        status=row.status,
+        source=row.source,
+        send_mode=row.send_mode,
+        batch_size=row.batch_size,
+        products_read=row.products_read,
+        products_sent=row.products_sent,
+        batches_sent=row.batches_sent,
+        batches_acknowledged=row.batches_acknowledged,
+        error_count=row.error_count,
+        errors=row.errors,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        products_per_second=round(row.products_sent / seconds, 1) if seconds > 0 else None,
+    )
