@@ -1,4 +1,5 @@
-"""The `oms-connector` command: serve, worker, migrate, register, unregister, stock reset, orders sync."""
+"""The `oms-connector` command: serve, worker, migrate, register, unregister, stock reset, orders sync,
+catalog-export."""
 
 from __future__ import annotations
 
@@ -227,6 +228,66 @@ def orders_sync(
     typer.echo(f"orders sync: queued {result.queued} orders for export" + (f": {numbers}" if numbers else ""))
     for skipped in result.skipped:
         typer.echo(f"  not queued: {skipped['increment_id']}: {skipped['reason']}", err=True)
+
+
+catalog_export_cli = typer.Typer(help="Full catalog export to the OMS (the seed's oms:catalog-export:*).")
+cli.add_typer(catalog_export_cli, name="catalog-export", no_args_is_help=True)
+
+
+def _describe_export(view: Any) -> str:
+    rate = f", {view.products_per_second:g} products/s" if view.products_per_second else ""
+    text = (
+        f"catalog export {view.id}: {view.status}; {view.products_sent} products sent, batches "
+        f"{view.batches_acknowledged}/{view.batches_sent} acknowledged (of {view.batch_size}), "
+        f"{view.error_count} refused{rate}"
+    )
+    return text + (f"; last error: {view.last_error}" if view.last_error else "")
+
+
+@catalog_export_cli.command("status")
+def catalog_export_status() -> None:
+    """The latest export: status, products sent, batches, errors, throughput."""
+    settings, _ = _settings()
+    view = _run_once(settings, "catalog-export status", lambda runtime: runtime.catalog_exports.current())
+    typer.echo(_describe_export(view))
+    for error in view.errors[:20]:
+        typer.echo(f"  refused: {error['sku']}: {error['error']}")
+
+
+@catalog_export_cli.command("run")
+def catalog_export_run(
+    s: Annotated[bool, typer.Option("-s", help="Schedule it for the workers (same as --schedule-only)")] = False,
+    schedule_only: Annotated[bool, typer.Option("--schedule-only", help="Schedule it for the workers")] = False,
+    cancel: Annotated[bool, typer.Option("--cancel", help="Cancel the pending or running export")] = False,
+) -> None:
+    """Export the whole catalog in batches of OMS_CATALOG_BATCH_SIZE: here and now (until it is done), or with
+    -s / --schedule-only left to the workers; --cancel stops the one pending or running."""
+    if s and schedule_only:
+        typer.echo("oms-connector: give -s or --schedule-only, not both", err=True)
+        raise typer.Exit(2)
+    if cancel and (s or schedule_only):
+        typer.echo("oms-connector: --cancel cannot be combined with scheduling", err=True)
+        raise typer.Exit(2)
+    settings, _ = _settings()
+    if cancel:
+        view = _run_once(settings, "catalog-export cancel", lambda runtime: runtime.catalog_exports.cancel())
+        typer.echo(_describe_export(view))
+        return
+
+    async def run(runtime: Any) -> Any:
+        try:
+            view, created = await runtime.catalog_exports.request(schedule_only=s or schedule_only)
+            if not created:
+                typer.echo(f"oms-connector: an export is already {view.status}: " + _describe_export(view), err=True)
+                raise typer.Exit(1)
+            if not (s or schedule_only):
+                await runtime.catalog_exports.run(view.id)
+            return await runtime.catalog_exports.current()
+        finally:
+            if runtime.client is not None:
+                await runtime.client.aclose()
+
+    typer.echo(_describe_export(_run_once(settings, "catalog-export run", run)))
 
 
 def main() -> None:

@@ -406,6 +406,7 @@ class CatalogExport(Base):
     batch_size: Mapped[int] = mapped_column(Integer)
     cursor: Mapped[str | None] = mapped_column(Text)
     batch_acked: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    batch_open: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))  # a batch is under way
     products_read: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     products_sent: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     batches_sent: Mapped[int] = mapped_column(Integer, server_default=text("0"))

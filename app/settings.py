@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     oms_catalog_batch_size: int = Field(default=5000, ge=1, le=50_000)
     oms_catalog_send_mode: Literal["single", "rpc-batch"] = "single"
     oms_catalog_concurrency: int = Field(default=32, ge=1, le=512)
+    # A running export's lease, renewed as it goes: a process that died leaves it to expire, then a worker resumes.
+    oms_catalog_export_lease_s: float = Field(default=60.0, ge=1.0, le=3600.0)
 
     # --- order lifecycle (what the OMS tells us after the export) ---------------------------------------------
     # OMS order status → Adobe Commerce status, merged over DEFAULT_STATUS_MAP; "" or null: recorded, mapped to

@@ -36,7 +36,6 @@ from app.workers import queries
 
 log = logging.getLogger(__name__)
 
-LEASE_S = 60.0
 FLUSH_EVERY = 500  # acknowledged products recorded per statement
 MAX_ERRORS_KEPT = 100
 POLL_S = 2.0
@@ -60,6 +59,9 @@ class CatalogExports:
         self.owner = owner_name()
         self.wakeup = asyncio.Event()
 
+    def _lease_end(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.settings.oms_catalog_export_lease_s)
+
     # --- requests (HTTP, CLI) --------------------------------------------------------------------------------
     async def request(self, *, schedule_only: bool) -> tuple[CatalogExportView, bool]:
         """Create an export (pending if ``schedule_only``, else running under this process's lease). A request
@@ -81,7 +83,7 @@ class CatalogExports:
                         "send_mode": self.settings.oms_catalog_send_mode,
                         "batch_size": self.settings.oms_catalog_batch_size,
                         "owner": None if schedule_only else self.owner,
-                        "lease_until": None if schedule_only else now + timedelta(seconds=LEASE_S),
+                        "lease_until": None if schedule_only else self._lease_end(now),
                         "now": now,
                     },
                 )
@@ -115,7 +117,7 @@ class CatalogExports:
             return (
                 await connection.execute(
                     queries.CLAIM_CATALOG_EXPORT,
-                    {"owner": self.owner, "lease_until": now + timedelta(seconds=LEASE_S), "now": now},
+                    {"owner": self.owner, "lease_until": self._lease_end(now), "now": now},
                 )
             ).scalar_one_or_none()
 
@@ -186,8 +188,7 @@ class _Run:
             if not rows:
                 await self.exports._finish(self.id, "done", None)
                 return
-            if not done_before:
-                await self._update(queries.CATALOG_BATCH_STARTED, {})
+            await self._update(queries.CATALOG_BATCH_STARTED, {})  # counted once per batch, even when resumed
             calls: list[tuple[str, dict[str, Any]]] = []
             for row in rows:
                 params = product_params(_entry(row), attributes, self.settings.oms_product_locale)
@@ -302,7 +303,7 @@ class _Run:
                         "id": self.id,
                         "owner": self.exports.owner,
                         "now": now,
-                        "lease_until": now + timedelta(seconds=LEASE_S),
+                        "lease_until": self.exports._lease_end(now),
                     },
                 )
             ).first()

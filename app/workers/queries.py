@@ -840,7 +840,9 @@ CATALOG_BATCH = text(
 
 CATALOG_BATCH_STARTED = text(
     f"""
-    UPDATE catalog_export SET batches_sent = batches_sent + 1, lease_until = :lease_until, updated_at = :now
+    UPDATE catalog_export
+       SET batches_sent = batches_sent + CASE WHEN batch_open THEN 0 ELSE 1 END, batch_open = true,
+           lease_until = :lease_until, updated_at = :now
      WHERE {_HELD}
     RETURNING id
     """
@@ -877,7 +879,7 @@ CATALOG_BATCH_ACKNOWLEDGED = text(
          WHERE p.sku = t.sku
     )
     UPDATE catalog_export
-       SET cursor = :cursor, batch_acked = '{{}}', batches_acknowledged = batches_acknowledged + 1,
+       SET cursor = :cursor, batch_acked = '{{}}', batch_open = false, batches_acknowledged = batches_acknowledged + 1,
            products_read = products_read + :read, last_error = NULL, lease_until = :lease_until, updated_at = :now
      WHERE {_HELD}
     RETURNING id

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("batch_size", sa.Integer(), nullable=False),
         sa.Column("cursor", sa.Text(), nullable=True),
         sa.Column("batch_acked", postgresql.ARRAY(sa.Text()), server_default=sa.text("'{}'::text[]"), nullable=False),
+        sa.Column("batch_open", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("products_read", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("products_sent", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("batches_sent", sa.Integer(), server_default=sa.text("0"), nullable=False),

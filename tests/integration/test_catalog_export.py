@@ -193,7 +193,7 @@ async def test_an_export_whose_process_died_resumes_after_the_last_recorded_prod
     sent_before = dict(stub.received)
 
     assert await runtime.catalog_exports.claim() is None  # the lease still holds
-    clock.advance(seconds=catalog_export.LEASE_S + 1)
+    clock.advance(seconds=runtime.settings.oms_catalog_export_lease_s + 1)
     export_id = await runtime.catalog_exports.claim()
     assert export_id == died["id"]
     await runtime.catalog_exports.run(export_id)
@@ -207,7 +207,7 @@ async def test_an_export_whose_process_died_resumes_after_the_last_recorded_prod
     assert not recorded & set(again)  # an acknowledgement on record is never sent again
     assert len(again) <= 2 * catalog_export.FLUSH_EVERY + 8
     assert all(sku in sent_before and len(set(stub.ids[sku])) == 1 for sku in again)
-    assert view["batches_acknowledged"] == 3 and view["products_read"] == PRODUCTS
+    assert (view["batches_sent"], view["batches_acknowledged"], view["products_read"]) == (3, 3, PRODUCTS)
 
 
 async def test_products_the_oms_refuses_are_listed_and_the_export_completes(
