@@ -18,6 +18,7 @@ from app.db import Database, DatabaseUrl, head_revision, migrate, resolve_databa
 from app.plugins import load_line_attribute_plugins
 from app.services.catalog import CatalogService
 from app.services.catalog_export import CatalogExports
+from app.services.catalog_import import CatalogImport
 from app.services.commerce_effects import COMMERCE_CHANNEL
 from app.services.inbox import InboxWriter, OmsInbox
 from app.services.integration import IntegrationSwitch, Registrar
@@ -52,6 +53,7 @@ class Runtime:
     order_actions: OrderActions
     catalog: CatalogService
     catalog_exports: CatalogExports
+    catalog_import: CatalogImport
     client: OmsClient | None
     commerce: CommerceClient | None
     head_revision: str | None
@@ -103,6 +105,7 @@ class Runtime:
             order_actions=OrderActions(db, clock, settings, bus.outbox),
             catalog=CatalogService(db, clock, settings, bus.outbox),
             catalog_exports=CatalogExports(db, clock, settings, client),
+            catalog_import=CatalogImport(db, clock, settings),
             client=client,
             commerce=commerce,
             head_revision=head_revision(url),

@@ -424,3 +424,16 @@ class CatalogExportView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     products_per_second: float | None = Field(description="Products sent per second since the start")
+
+
+class CatalogImportAnswer(BaseModel):
+    rows: int = Field(description="Data rows read (the header not counted)")
+    batches: int = Field(description="Batches of OMS_CATALOG_BATCH_SIZE rows, each one transaction")
+    stored: int = Field(description="Products upserted into the catalog")
+    exported: int = Field(description="Of those, new or changed: queued for export to the OMS")
+    unchanged: int
+    error_count: int
+    errors: list[dict[str, Any]] = Field(
+        description="Bad rows (the first 1,000): row number (1 = first data row), field, message"
+    )
+    journal_message_id: int | None = Field(description="The import's journal entry")

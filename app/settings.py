@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     oms_catalog_send_mode: Literal["single", "rpc-batch"] = "single"
     oms_catalog_concurrency: int = Field(default=32, ge=1, le=512)
     # A running export's lease, renewed as it goes: a process that died leaves it to expire, then a worker resumes.
+    catalog_import_max_bytes: int = Field(default=2 * 1024**3, ge=1024)  # POST /catalog/import (spooled to disk)
     oms_catalog_export_lease_s: float = Field(default=60.0, ge=1.0, le=3600.0)
 
     # --- order lifecycle (what the OMS tells us after the export) ---------------------------------------------

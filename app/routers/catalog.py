@@ -9,12 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from app.deps import CommerceAuth, CommerceOrOperatorAuth, OperatorAuth, RuntimeDep
-from app.errors import ProductRejected
+from app.errors import PayloadTooLarge, ProductRejected
 from app.routers.body import read_limited_body
 from app.schemas import (
     AttributesBody,
     CatalogExportRequest,
     CatalogExportView,
+    CatalogImportAnswer,
     ProductOutcome,
     ProductsAnswer,
     ShippingMethodsAnswer,
@@ -64,6 +65,26 @@ async def post_products(runtime: RuntimeDep, request: Request) -> ProductsAnswer
     except ValueError:
         raise ProductRejected([{"field": "body", "message": "not JSON"}]) from None
     return await runtime.catalog.accept(document)
+
+
+@router.post(
+    "/import",
+    response_model=CatalogImportAnswer,
+    dependencies=[CommerceOrOperatorAuth],
+    openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}},
+    responses={413: {"description": "Over CATALOG_IMPORT_MAX_BYTES"}, 422: {"description": "No header with sku"}},
+)
+async def import_catalog_csv(runtime: RuntimeDep, request: Request) -> CatalogImportAnswer:
+    """A Magento product-import CSV (sku, name, product_type, product_online, attribute columns or
+    additional_attributes, configurable_variations, bundle_values), streamed: upserted in batches of
+    OMS_CATALOG_BATCH_SIZE rows, new or changed products queued for export. Bad rows (missing SKU, unknown type,
+    bad encoding) are listed by row number, here and in the journal; the good rows still go through."""
+    limit = runtime.settings.catalog_import_max_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the CSV is over the limit of {limit} bytes (CATALOG_IMPORT_MAX_BYTES)")
+    name = request.headers.get("x-file-name", "")[:200]
+    return await runtime.catalog_import.run(request.stream(), limit=limit, name=name)
 
 
 @router.get("/products/{sku:path}", dependencies=[CommerceOrOperatorAuth])

@@ -885,3 +885,47 @@ CATALOG_BATCH_ACKNOWLEDGED = text(
     RETURNING id
     """
 )
+
+# --- catalog import --------------------------------------------------------------------------------------------
+LOCK_CATALOG_ROWS = text(
+    """
+    SELECT sku, type, exported_fingerprint, exports FROM catalog_product
+     WHERE sku = ANY(CAST(:skus AS text[]))
+     ORDER BY sku
+       FOR UPDATE
+    """
+)
+
+# A batch of CSV rows in one statement; rows arrive sorted by SKU (locks in one order). The Adobe Commerce id,
+# child ids and websites of a product the store posted are kept: a CSV does not carry them.
+UPSERT_CATALOG_ROWS = text(
+    """
+    INSERT INTO catalog_product (sku, type, name, enabled, deleted, children_skus, custom_attributes, created_at,
+                                 updated_at)
+    SELECT t.sku, t.type, t.name, t.enabled, false,
+           ARRAY(SELECT jsonb_array_elements_text(CAST(t.children AS jsonb))), CAST(t.attributes AS jsonb), :now, :now
+      FROM unnest(CAST(:skus AS text[]), CAST(:types AS text[]), CAST(:names AS text[]),
+                  CAST(:enabled AS boolean[]), CAST(:children AS text[]), CAST(:attributes AS text[]))
+           AS t(sku, type, name, enabled, children, attributes)
+     ORDER BY t.sku
+    ON CONFLICT (sku) DO UPDATE
+       SET type = excluded.type, name = excluded.name, enabled = excluded.enabled, deleted = false,
+           children_skus = excluded.children_skus, custom_attributes = excluded.custom_attributes,
+           updated_at = excluded.updated_at
+    """
+)
+
+SET_PRODUCTS_EXPORTED = text(
+    """
+    UPDATE catalog_product p
+       SET exported_fingerprint = t.fingerprint, exports = p.exports + 1, export_message_id = t.message_id,
+           exported_at = :now
+      FROM unnest(CAST(:skus AS text[]), CAST(:fingerprints AS text[]), CAST(:message_ids AS bigint[]))
+           AS t(sku, fingerprint, message_id)
+     WHERE p.sku = t.sku
+    """
+)
+
+SET_JOURNAL_RESULT = text(
+    "UPDATE message SET result = CAST(:result AS jsonb), finished_at = :now, started_at = :now WHERE id = :id"
+)
