@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve worker migrate test lint fmt bench bench-stock bench-orders bench-lifecycle clean
+.PHONY: install serve worker migrate test lint fmt bench bench-stock bench-orders bench-lifecycle bench-catalog clean
 
 install: $(STAMP)
 
@@ -49,6 +49,9 @@ bench-orders: install ## the order-export benchmark alone
 
 bench-lifecycle: install ## the order-lifecycle (shipments end to end) benchmark alone
 	$(BIN)/python bench/lifecycle.py $(ARGS)
+
+bench-catalog: install ## the full catalog export benchmark alone (1M products: long)
+	$(BIN)/python bench/catalog.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

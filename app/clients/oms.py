@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from app.clients.http_answers import retry_after_seconds, shorten
 from app.errors import PeerError, PeerRejected, PeerUnavailable
-from app.protocol.jsonrpc import request_envelope
+from app.protocol.jsonrpc import encoded_request, request_envelope
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,13 @@ MAX_CONNECTIONS = 64
 class RpcCall:
     id: str
     method: str
-    params: dict[str, Any]
+    params: dict[str, Any] | None = None
+    encoded_params: str | None = None  # params already encoded as JSON text (sent as is)
+
+    def wire(self) -> str:
+        if self.encoded_params is not None:
+            return encoded_request(self.id, self.method, self.encoded_params)
+        return json.dumps(request_envelope(self.id, self.method, self.params or {}), separators=(",", ":"))
 
 
 def make_transport(kind: str) -> httpx.AsyncBaseTransport:
@@ -103,10 +109,13 @@ class OmsClient:
         await self._http.aclose()
 
     # --- calls ----------------------------------------------------------------------------------------------
-    async def call(self, method: str, params: dict[str, Any], request_id: str) -> Any:
+    async def call(
+        self, method: str, params: dict[str, Any] | None, request_id: str, *, encoded_params: str | None = None
+    ) -> Any:
         """Send one call; return its ``result``. Raises PeerUnavailable or PeerRejected."""
         try:
-            response = await self._post(request_envelope(request_id, method, params))
+            body = RpcCall(request_id, method, params, encoded_params).wire().encode()
+            response = await self._post(body)
             self._reached()
             return _single_result(response)
         except PeerUnavailable as exc:
@@ -119,7 +128,7 @@ class OmsClient:
         A failure of the whole exchange raises; a call the answer does not mention comes back as
         PeerUnavailable (it may be retried with the same id).
         """
-        body = [request_envelope(call.id, call.method, call.params) for call in calls]
+        body = ("[" + ",".join(call.wire() for call in calls) + "]").encode()
         try:
             response = await self._post(body)
             self._reached()
@@ -149,8 +158,7 @@ class OmsClient:
         self.last_error = None
 
     # --- transport and token --------------------------------------------------------------------------------
-    async def _post(self, body: Any) -> httpx.Response:
-        content = json.dumps(body, separators=(",", ":")).encode()
+    async def _post(self, content: bytes) -> httpx.Response:
         await self._ensure_token(force=False)
         response = await self._send(content)
         if response.status_code == 401 and self._oauth:

@@ -56,7 +56,13 @@ def shipping_method_entry(code: str, name: str, *, enabled: bool = True) -> Cata
                         custom_attributes={})  # fmt: skip
 
 
-def fingerprint(params: Mapping[str, Any]) -> str:
-    """A stable digest of the params (key order and spacing do not matter)."""
-    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def encode(params: Mapping[str, Any]) -> str:
+    """The params as the compact JSON text that is sent. ``product_params`` builds its keys in one fixed order, so
+    the same product always gives the same text."""
+    return json.dumps(params, separators=(",", ":"), ensure_ascii=False)
+
+
+def fingerprint(params: Mapping[str, Any] | str) -> str:
+    """The digest change detection compares: of the encoded params (pass the text when it is at hand)."""
+    text = params if isinstance(params, str) else encode(params)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -87,3 +87,10 @@ def error_response(request_id: str | int | None, code: int, message: str) -> dic
 
 def request_envelope(request_id: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+
+
+def encoded_request(request_id: str, method: str, encoded_params: str) -> str:
+    """The same envelope around params already encoded as JSON text (a catalog export encodes each product once,
+    for its fingerprint and for the wire)."""
+    head = json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method}, separators=(",", ":"))
+    return f'{head[:-1]},"params":{encoded_params}}}'

@@ -28,7 +28,7 @@ from app.clients.oms import OmsClient, RpcCall
 from app.clock import Clock
 from app.db import Database
 from app.errors import NotConfigured, NotFound, PeerRejected, PeerUnavailable
-from app.mappers.product_to_mcom import PRODUCT_UPDATED, CatalogEntry, fingerprint, product_params
+from app.mappers.product_to_mcom import PRODUCT_UPDATED, CatalogEntry, encode, fingerprint, product_params
 from app.schemas import CatalogExportView
 from app.services.catalog import ATTRIBUTES_KEY
 from app.settings import Settings
@@ -189,12 +189,13 @@ class _Run:
                 await self.exports._finish(self.id, "done", None)
                 return
             await self._update(queries.CATALOG_BATCH_STARTED, {})  # counted once per batch, even when resumed
-            calls: list[tuple[str, dict[str, Any]]] = []
+            calls: list[tuple[str, str]] = []  # (sku, params encoded once: for the fingerprint and the wire)
+            locale = self.settings.oms_product_locale
             for row in rows:
-                params = product_params(_entry(row), attributes, self.settings.oms_product_locale)
-                self.fingerprints[row.sku] = fingerprint(params)
+                encoded = encode(product_params(_entry(row), attributes, locale))
+                self.fingerprints[row.sku] = fingerprint(encoded)
                 if row.sku not in done_before:
-                    calls.append((row.sku, params))
+                    calls.append((row.sku, encoded))
             try:
                 if mode == "rpc-batch":
                     await self._send_batch(calls)
@@ -227,7 +228,7 @@ class _Run:
             self.fingerprints.clear()
             cursor = last
 
-    async def _send_single(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    async def _send_single(self, calls: Sequence[tuple[str, str]]) -> None:
         """One call per product, OMS_CATALOG_CONCURRENCY at a time; the first unavailability stops the batch (the
         calls in flight finish and are recorded)."""
         pending = iter(calls)
@@ -238,7 +239,7 @@ class _Run:
                 if failure:
                     return
                 try:
-                    await self.client.call(PRODUCT_UPDATED, params, self._call_id(sku))
+                    await self.client.call(PRODUCT_UPDATED, None, self._call_id(sku), encoded_params=params)
                 except PeerRejected as exc:
                     self._error(sku, exc.message)
                 except PeerUnavailable as exc:
@@ -254,11 +255,11 @@ class _Run:
         if failure:
             raise next((f for f in failure if isinstance(f, ExportStopped)), failure[0])
 
-    async def _send_batch(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    async def _send_batch(self, calls: Sequence[tuple[str, str]]) -> None:
         """One JSON-RPC batch request for the batch (chunks of at most 5,000 calls)."""
         for start in range(0, len(calls), 5000):
             chunk = calls[start : start + 5000]
-            rpc = [RpcCall(id=self._call_id(sku), method=PRODUCT_UPDATED, params=params) for sku, params in chunk]
+            rpc = [RpcCall(self._call_id(sku), PRODUCT_UPDATED, encoded_params=params) for sku, params in chunk]
             outcomes = await self.client.call_batch(rpc)
             unavailable = None
             for (sku, _), call in zip(chunk, rpc, strict=True):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app.errors import ProductRejected
-from app.mappers.product_to_mcom import CatalogEntry, fingerprint, product_params, shipping_method_entry
+from app.mappers.product_to_mcom import CatalogEntry, encode, fingerprint, product_params, shipping_method_entry
 from app.protocol.commerce_product import MAX_PRODUCTS_PER_POST, parse_products
 
 
@@ -47,7 +47,9 @@ def test_the_fingerprint_follows_what_the_oms_receives_and_nothing_else() -> Non
     assert fingerprint(product_params(entry(custom_attributes={"color": "49"}), ["color"], "en_US")) == base
     assert fingerprint(product_params(entry(name="Tee"), ["color"], "en_US")) != base
     assert fingerprint(product_params(entry(children_skus=["TEE-ORG-S"]), ["color"], "en_US")) != base
-    assert fingerprint({"b": 1, "a": [1, 2]}) == fingerprint({"a": [1, 2], "b": 1})
+    params = product_params(entry(), ["color"], "en_US")
+    assert fingerprint(params) == fingerprint(encode(params))  # the text sent and the params agree
+    assert encode(product_params(entry(), ["color"], "en_US")) == encode(params)  # one product, one text
 
 
 def test_a_shipping_method_is_a_virtual_product_named_by_its_code() -> None:

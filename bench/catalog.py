@@ -1,0 +1,289 @@
+"""Full catalog export benchmark: products/s and peak RSS per send mode, against baselines measured in the same run,
+on 127.0.0.1 only, with a throw-away embedded PostgreSQL (deleted at the end, also on error or SIGTERM).
+
+  set-up     the connector's catalog table filled with the largest size asked for (SQL generate_series: simple
+             products with a name and two configured attributes, one in ten disabled).
+  export     per send mode and size: `oms-connector catalog-export run` (a subprocess, OMS_CATALOG_BATCH_SIZE=5000)
+             exports the first S products (the catalog table holds exactly S for that run) to a stub OMS
+             subprocess (`--serve-stub-oms`: aiohttp, answers every call, counts products per SKU). Timed from the
+             command's start to its end; peak RSS of the command sampled every 20 ms. Checked: the stub received
+             each product exactly once.
+  baselines  raw JSON encoding of the same products' params (json.dumps, one core, in this process) — the rpc-batch
+             mode's reference; and a raw aiohttp POST loop (32 concurrent keep-alive connections, one JSON-RPC call
+             per product) against the same stub — the client-side ceiling, the single mode's reference.
+
+Figures and ratios are printed, never asserted; exit status 1 when a product was missing or sent twice.
+
+    .venv/bin/python bench/catalog.py [--sizes 100000,1000000] [--modes rpc-batch,single] [--baseline-calls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import asyncpg  # noqa: E402
+
+from bench.ingest import (  # noqa: E402  (after the sys.path insert; it also quiets authlib's notice)
+    HOST,
+    OPERATOR_TOKEN,
+    SECRET,
+    Service,
+    clean_env,
+    cleanup,
+    create_database,
+    free_port,
+    start_postgres,
+)
+
+UPDATED = "magento.catalog.product_management.updated"
+ATTRIBUTES = ["color", "brand"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The stub OMS (a subprocess: `bench/catalog.py --serve-stub-oms --port P`)
+# --------------------------------------------------------------------------------------------------------------
+def serve_stub_oms(port: int) -> None:
+    from aiohttp import web
+
+    seen: dict[str, int] = {}
+
+    def answer(call: dict[str, Any]) -> dict[str, Any]:
+        sku = call["params"]["product"]["sku"]
+        seen[sku] = seen.get(sku, 0) + 1
+        return {"jsonrpc": "2.0", "id": call["id"], "result": []}
+
+    async def rpc(request: web.Request) -> web.Response:
+        document = json.loads(await request.read())
+        body = [answer(c) for c in document] if isinstance(document, list) else answer(document)
+        return web.Response(body=json.dumps(body).encode(), content_type="application/json")
+
+    async def counts(_request: web.Request) -> web.Response:
+        twice = sum(1 for n in seen.values() if n > 1)
+        return web.json_response({"products": len(seen), "calls": sum(seen.values()), "twice": twice})
+
+    async def reset(_request: web.Request) -> web.Response:
+        seen.clear()
+        return web.json_response({"ok": True})
+
+    app = web.Application(client_max_size=1024**3)
+    app.add_routes([web.post("/api/", rpc), web.get("/bench/counts", counts), web.post("/bench/reset", reset)])
+    web.run_app(app, host=HOST, port=port, access_log=None, print=None)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Phases
+# --------------------------------------------------------------------------------------------------------------
+def product_params(n: int) -> dict[str, Any]:
+    """What the export sends for product n (the same as the SQL below fills in)."""
+    return {
+        "product": {
+            "type": "simple",
+            "sku": f"SKU-{n:07d}",
+            "name": [{"value": f"Product {n}", "locale": "en_US"}],
+            "enabled": n % 10 != 0,
+            "custom_attributes": [
+                {"attribute_code": "color", "value": str(n % 17)},
+                {"attribute_code": "brand", "value": f"Brand {n % 101}"},
+            ],
+            "children_skus": [],
+        }
+    }
+
+
+async def fill_catalog(dsn: str, size: int) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("TRUNCATE catalog_product, catalog_export")
+        await connection.execute(
+            """
+            INSERT INTO catalog_product (sku, type, name, enabled, custom_attributes, created_at, updated_at)
+            SELECT 'SKU-' || lpad(n::text, 7, '0'), 'simple', 'Product ' || n, n % 10 <> 0,
+                   jsonb_build_object('color', (n % 17)::text, 'brand', 'Brand ' || (n % 101)), now(), now()
+              FROM generate_series(1, $1) AS n
+            """,
+            size,
+        )
+        await connection.execute("ANALYZE catalog_product")
+    finally:
+        await connection.close()
+
+
+@dataclass
+class Export:
+    mode: str
+    size: int
+    seconds: float
+    peak_rss_mb: float
+    products: int
+    calls: int
+    twice: int
+    output: str
+
+    @property
+    def rate(self) -> float:
+        return self.size / self.seconds if self.seconds > 0 else 0.0
+
+
+async def export_run(dsn: str, stub: Service, session: aiohttp.ClientSession, mode: str, size: int) -> Export:
+    import psutil
+
+    async with session.post(stub.base_url + "/bench/reset") as response:
+        response.raise_for_status()
+    env = clean_env(
+        DATABASE_URL=dsn,
+        OMS_URL=stub.base_url + "/api/",
+        OMS_SECRET=SECRET,
+        OPERATOR_TOKEN=OPERATOR_TOKEN,
+        OMS_CATALOG_SEND_MODE=mode,
+        OMS_CATALOG_BATCH_SIZE="5000",
+        OMS_PRODUCT_ATTRIBUTES=json.dumps(ATTRIBUTES),
+        RUN_MIGRATIONS="false",
+        LOG_LEVEL="WARNING",
+    )
+    argv = [str(ROOT / ".venv/bin/oms-connector"), "catalog-export", "run"]
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = 0
+    watched = psutil.Process(process.pid)
+    while process.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().rss)
+        except psutil.Error:
+            pass
+        await asyncio.sleep(0.02)
+    seconds = time.perf_counter() - started
+    output = (process.stdout.read() if process.stdout else b"").decode(errors="replace").strip()
+    async with session.get(stub.base_url + "/bench/counts") as response:
+        counts = await response.json()
+    return Export(mode, size, seconds, peak / 2**20, counts["products"], counts["calls"], counts["twice"], output)
+
+
+def json_baseline(size: int) -> float:
+    """Products/s of json.dumps over the same params, one core (the params built beforehand, as SQL rows are)."""
+    params = [product_params(n) for n in range(1, size + 1)]
+    started = time.perf_counter()
+    for item in params:
+        json.dumps(item, separators=(",", ":"))
+    return size / (time.perf_counter() - started)
+
+
+async def post_baseline(stub: Service, calls: int, concurrency: int = 32) -> float:
+    """Products/s of a bare aiohttp loop posting one JSON-RPC call per product to the same stub."""
+    bodies = iter(
+        json.dumps({"jsonrpc": "2.0", "id": f"raw-{n}", "method": UPDATED, "params": product_params(n)}).encode()
+        for n in range(1, calls + 1)
+    )
+    url = stub.base_url + "/api/"
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client() -> None:
+            for body in bodies:
+                async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as answer:
+                    await answer.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        return calls / (time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The run
+# --------------------------------------------------------------------------------------------------------------
+async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> int:
+    sizes = [int(size) for size in args.sizes.split(",")]
+    modes = args.modes.split(",")
+    print(f"OMS Connector catalog-export bench: sizes {sizes}, modes {modes}; {os.cpu_count()} CPUs; {workdir}")
+    server, admin = start_postgres(workdir)
+    services.append(server)
+    dsn = await create_database(admin, "bench_catalog", migrated=True)
+    failures: list[str] = []
+    results: list[Export] = []
+    async with aiohttp.ClientSession() as session:
+        port = free_port()
+        stub = Service(
+            "stub-oms",
+            [sys.executable, str(Path(__file__).resolve()), "--serve-stub-oms", "--port", str(port)],
+            clean_env(),
+            port,
+            "/bench/counts",
+            workdir,
+        )
+        services.append(stub)
+        await stub.start(session)
+        for size in sizes:
+            started = time.perf_counter()
+            await fill_catalog(dsn, size)
+            print(f"  catalog filled with {size:,} products in {time.perf_counter() - started:.1f} s")
+            for mode in modes:
+                result = await export_run(dsn, stub, session, mode, size)
+                results.append(result)
+                print(
+                    f"  {mode:<9} {size:>9,} products: {result.seconds:7.1f} s, {result.rate:9,.0f} products/s, "
+                    f"peak RSS {result.peak_rss_mb:6.1f} MiB"
+                )
+                if result.products != size or result.calls != size or result.twice:
+                    failures.append(
+                        f"{mode} {size}: the stub saw {result.products} products in {result.calls} calls "
+                        f"({result.twice} twice); the command said: {result.output[-500:]}"
+                    )
+        raw_json = json_baseline(min(max(sizes), 200_000))
+        raw_post = await post_baseline(stub, args.baseline_calls)
+    print("baselines (same run)")
+    print(f"  raw json.dumps of the same params, one core      {raw_json:11,.0f} products/s")
+    print(f"  raw aiohttp POST loop, 32 connections, same stub {raw_post:11,.0f} products/s")
+    print("summary")
+    for result in results:
+        base, name = (raw_json, "raw JSON") if result.mode == "rpc-batch" else (raw_post, "raw POST loop")
+        print(
+            f"  {result.mode:<9} {result.size:>9,}: {result.rate:9,.0f} products/s = {result.rate / base:5.3f}x "
+            f"{name}; peak RSS {result.peak_rss_mb:.1f} MiB"
+        )
+    for failure in failures:
+        print(f"FAILED: {failure}")
+    return 1 if failures else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100000,1000000", help="catalog sizes, comma-separated")
+    parser.add_argument("--modes", default="rpc-batch,single", help="send modes, comma-separated")
+    parser.add_argument("--baseline-calls", type=int, default=50_000, help="calls of the raw POST loop")
+    parser.add_argument("--serve-stub-oms", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_stub_oms:
+        serve_stub_oms(args.port)
+        return 0
+
+    def terminate(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    workdir = Path(tempfile.mkdtemp(prefix="omsk-"))
+    services: list[Any] = []
+    try:
+        return asyncio.run(run(args, workdir, services))
+    finally:
+        cleanup(services, workdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
