@@ -89,6 +89,7 @@ class Runtime:
             db=db, registry=registry, settings=settings, clock=clock, senders=senders, is_enabled=switch.is_enabled
         )
         writer = InboxWriter(db, clock)
+        catalog = CatalogService(db, clock, settings, bus.outbox)
         return cls(
             settings=settings,
             db=db,
@@ -103,8 +104,8 @@ class Runtime:
             stock=StockService(db, clock, settings),
             orders=OrderService(db, clock, settings, bus, load_line_attribute_plugins()),
             order_actions=OrderActions(db, clock, settings, bus.outbox),
-            catalog=CatalogService(db, clock, settings, bus.outbox),
-            catalog_exports=CatalogExports(db, clock, settings, client),
+            catalog=catalog,
+            catalog_exports=CatalogExports(db, clock, settings, client, catalog, commerce),
             catalog_import=CatalogImport(db, clock, settings),
             client=client,
             commerce=commerce,

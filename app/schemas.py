@@ -410,7 +410,7 @@ class CatalogExportRequest(BaseModel):
 class CatalogExportView(BaseModel):
     id: int
     status: str = Field(description="pending | running | done | canceled | failed")
-    source: str = Field(description="catalog: the connector's own product table")
+    source: str = Field(description="commerce: Adobe Commerce (GET /products); catalog: the connector's table")
     send_mode: str = Field(description="single | rpc-batch (OMS_CATALOG_SEND_MODE)")
     batch_size: int
     products_read: int = Field(description="Products of acknowledged batches")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -59,6 +60,12 @@ def magento_error_text(response: httpx.Response) -> str:
         if texts:
             return shorten("; ".join(texts))
     return shorten(response.text)
+
+
+@dataclass(frozen=True)
+class ProductsPage:
+    items: list[dict[str, Any]]
+    total_count: int
 
 
 class CommerceClient:
@@ -115,6 +122,27 @@ class CommerceClient:
         )
         items = found.get("items") if isinstance(found, dict) else None
         return [item for item in items or [] if isinstance(item, dict)]
+
+    async def products_page(self, page: int, page_size: int) -> ProductsPage:
+        """One page of ``GET /products`` in entity-id order (stable while an export runs; Adobe Commerce answers a
+        page past the last with the last one again, so callers stop at ``total_count``)."""
+        found = await self.request(
+            "GET",
+            "/products",
+            params={
+                "searchCriteria[pageSize]": page_size,
+                "searchCriteria[currentPage]": page,
+                "searchCriteria[sortOrders][0][field]": "entity_id",
+                "searchCriteria[sortOrders][0][direction]": "ASC",
+            },
+        )
+        if not isinstance(found, dict) or not isinstance(found.get("items", []), list):
+            raise PeerRejected("Adobe Commerce answered GET /products with something not a product list")
+        total = found.get("total_count")
+        return ProductsPage(
+            items=[item for item in found.get("items") or [] if isinstance(item, dict)],
+            total_count=int(total) if isinstance(total, int | str) and str(total).isdigit() else 0,
+        )
 
     async def post(self, path: str, body: Mapping[str, Any] | None) -> Any:
         return await self.request("POST", path, body=body)

@@ -147,6 +147,28 @@ class CatalogService:
     async def _store(
         self, connection: AsyncConnection, product: CommerceProduct, attributes: list[str], now: datetime
     ) -> ProductOutcome:
+        entry = await self._upsert(connection, product, now)
+        return await self._export_if_changed(connection, entry, attributes, now)
+
+    async def store_for_export(
+        self, connection: AsyncConnection, products: Sequence[CommerceProduct], attributes: list[str], now: datetime
+    ) -> list[CatalogEntry]:
+        """Products a full export read from Adobe Commerce: kept in the catalog (not exported one by one: the export
+        sends them), configurable children resolved once the whole page is stored (children often come after their
+        parent); a parent stored earlier whose child arrives now is exported again as a product event."""
+        entries = {p.sku: await self._upsert(connection, p, now) for p in sorted(products, key=lambda p: p.sku)}
+        for product in products:
+            if product.type_id == "configurable":
+                children = await self._children_of(connection, product.extension_attributes.configurable_product_links)
+                if children != list(entries[product.sku].children_skus):
+                    await connection.execute(queries.SET_PRODUCT_CHILDREN, {"sku": product.sku, "children": children})
+                    entries[product.sku] = CatalogEntry(**{**entries[product.sku].__dict__, "children_skus": children})
+        for product in products:  # a parent in this page already has its children: it is not sent twice
+            if product.id is not None:
+                await self._reexport_parents(connection, product.id, attributes, now)
+        return [entries[p.sku] for p in products]
+
+    async def _upsert(self, connection: AsyncConnection, product: CommerceProduct, now: datetime) -> CatalogEntry:
         child_ids = product.extension_attributes.configurable_product_links
         if product.type_id == "configurable":
             children = await self._children_of(connection, child_ids)
@@ -168,7 +190,7 @@ class CatalogService:
         await connection.execute(
             queries.UPSERT_CATALOG_PRODUCT, {**row, "website_ids": product.extension_attributes.website_ids}
         )
-        return await self._export_if_changed(connection, entry, attributes, now)
+        return entry
 
     @staticmethod
     async def _children_of(connection: AsyncConnection, child_ids: Sequence[int]) -> list[str]:

@@ -24,19 +24,24 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
+from app.clients.commerce import CommerceClient
 from app.clients.oms import OmsClient, RpcCall
 from app.clock import Clock
 from app.db import Database
 from app.errors import NotConfigured, NotFound, PeerRejected, PeerUnavailable
 from app.mappers.product_to_mcom import PRODUCT_UPDATED, CatalogEntry, encode, fingerprint, product_params
+from app.protocol.commerce_product import CommerceProduct
 from app.schemas import CatalogExportView
-from app.services.catalog import ATTRIBUTES_KEY
+from app.services.catalog import ATTRIBUTES_KEY, CatalogService
 from app.settings import Settings
 from app.workers import queries
 
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 500  # acknowledged products recorded per statement
+COMMERCE_PAGE_SIZE = 500  # products per GET /products page
 MAX_ERRORS_KEPT = 100
 POLL_S = 2.0
 BACKOFF_MAX_S = 60.0
@@ -51,11 +56,21 @@ class ExportStopped(Exception):
 
 
 class CatalogExports:
-    def __init__(self, db: Database, clock: Clock, settings: Settings, client: OmsClient | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: Settings,
+        client: OmsClient | None,
+        catalog: CatalogService,
+        commerce: CommerceClient | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
         self.settings = settings
         self.client = client
+        self.catalog = catalog
+        self.commerce = commerce
         self.owner = owner_name()
         self.wakeup = asyncio.Event()
 
@@ -79,7 +94,7 @@ class CatalogExports:
                     queries.CREATE_CATALOG_EXPORT,
                     {
                         "status": "pending" if schedule_only else "running",
-                        "source": "catalog",
+                        "source": "commerce" if self.commerce is not None else "catalog",
                         "send_mode": self.settings.oms_catalog_send_mode,
                         "batch_size": self.settings.oms_catalog_batch_size,
                         "owner": None if schedule_only else self.owner,
@@ -179,23 +194,24 @@ class _Run:
         cursor, batch_size, mode = state.cursor, state.batch_size, state.send_mode
         unavailable_since: datetime | None = None
         backoff = 1.0
+        read = self._read_commerce if state.source == "commerce" else self._read_catalog
         while True:
+            entries, next_cursor = await read(cursor, batch_size, attributes)
+            if next_cursor is None:
+                await self.exports._finish(self.id, "done", None)
+                return
             async with self.exports.db.connect() as connection:
-                rows = (await connection.execute(queries.CATALOG_BATCH, {"cursor": cursor, "limit": batch_size})).all()
                 done_before = set(
                     (await connection.execute(queries.CATALOG_EXPORT_STATE, {"id": self.id})).one().batch_acked
                 )
-            if not rows:
-                await self.exports._finish(self.id, "done", None)
-                return
             await self._update(queries.CATALOG_BATCH_STARTED, {})  # counted once per batch, even when resumed
             calls: list[tuple[str, str]] = []  # (sku, params encoded once: for the fingerprint and the wire)
             locale = self.settings.oms_product_locale
-            for row in rows:
-                encoded = encode(product_params(_entry(row), attributes, locale))
-                self.fingerprints[row.sku] = fingerprint(encoded)
-                if row.sku not in done_before:
-                    calls.append((row.sku, encoded))
+            for entry in entries:
+                encoded = encode(product_params(entry, attributes, locale))
+                self.fingerprints[entry.sku] = fingerprint(encoded)
+                if entry.sku not in done_before:
+                    calls.append((entry.sku, encoded))
             try:
                 if mode == "rpc-batch":
                     await self._send_batch(calls)
@@ -215,18 +231,60 @@ class _Run:
                 continue
             unavailable_since, backoff = None, 1.0
             await self._flush()
-            last = rows[-1].sku
             await self._update(
                 queries.CATALOG_BATCH_ACKNOWLEDGED,
                 {
-                    "cursor": last,
-                    "read": len(rows),
+                    "cursor": next_cursor,
+                    "read": len(entries),
                     "skus": list(self.fingerprints),
                     "fingerprints": list(self.fingerprints.values()),
                 },
             )
             self.fingerprints.clear()
-            cursor = last
+            cursor = next_cursor
+
+    async def _read_catalog(
+        self, cursor: str | None, batch_size: int, _attributes: list[str]
+    ) -> tuple[list[CatalogEntry], str | None]:
+        """The next batch of the connector's catalog table in SKU order; the new cursor is its last SKU (None: the
+        catalog is exhausted)."""
+        async with self.exports.db.connect() as connection:
+            rows = (await connection.execute(queries.CATALOG_BATCH, {"cursor": cursor, "limit": batch_size})).all()
+        return [_entry(row) for row in rows], (rows[-1].sku if rows else None)
+
+    async def _read_commerce(
+        self, cursor: str | None, batch_size: int, attributes: list[str]
+    ) -> tuple[list[CatalogEntry], str | None]:
+        """The next batch from Adobe Commerce (GET /products by entity id, pages of COMMERCE_PAGE_SIZE), kept in the
+        connector's catalog as it goes; the cursor is the next page number (None: past the last page). A product
+        Adobe Commerce returns that cannot be read is listed as an error, not sent."""
+        commerce = self.exports.commerce
+        assert commerce is not None
+        page_size = min(COMMERCE_PAGE_SIZE, batch_size)
+        page = int(cursor or "1")
+        products: list[CommerceProduct] = []
+        exhausted = False
+        while len(products) < batch_size:
+            found = await commerce.products_page(page, page_size)
+            if not found.items or (page - 1) * page_size >= found.total_count:
+                exhausted = True  # past the last page (Adobe Commerce would repeat the last one)
+                break
+            for item in found.items:
+                try:
+                    products.append(CommerceProduct.model_validate(item))
+                except ValidationError as exc:
+                    self._error(str(item.get("sku", "?")), f"unreadable in Adobe Commerce's answer: {exc}")
+            page += 1
+            if (page - 1) * page_size >= found.total_count:
+                exhausted = True
+                break
+        if not products and exhausted:
+            return [], None
+        async with self.exports.db.connect() as connection:
+            entries = await self.exports.catalog.store_for_export(
+                connection, products, attributes, self.exports.clock.now()
+            )
+        return entries, str(page)
 
     async def _send_single(self, calls: Sequence[tuple[str, str]]) -> None:
         """One call per product, OMS_CATALOG_CONCURRENCY at a time; the first unavailability stops the batch (the

@@ -826,7 +826,9 @@ FINISH_CATALOG_EXPORT = text(
     """
 )
 
-CATALOG_EXPORT_STATE = text("SELECT cursor, batch_size, send_mode, batch_acked FROM catalog_export WHERE id = :id")
+CATALOG_EXPORT_STATE = text(
+    "SELECT cursor, batch_size, send_mode, source, batch_acked FROM catalog_export WHERE id = :id"
+)
 
 # Keyset pagination over the primary key: each batch costs the same at the start and at the end of a million SKUs.
 CATALOG_BATCH = text(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -18,6 +19,7 @@ from app.clock import FrozenClock
 from app.runtime import Runtime
 from app.services import catalog_export
 from tests.support.signing import COMMERCE_TOKEN, operator_headers
+from tests.support.stub_commerce import StubCommerce
 
 OMS_URL = "http://oms.test/api/"
 UPDATED = "magento.catalog.product_management.updated"
@@ -229,3 +231,45 @@ async def test_without_an_oms_an_export_is_refused_and_without_one_ever_status_i
     runtime.catalog_exports.client = None
     refused = await client.post("/catalog/exports", headers=operator_headers())
     assert refused.status_code == 409 and "OMS_URL" in refused.json()["detail"]
+
+
+class TestFromAdobeCommerce:
+    """With ADOBE_COMMERCE_* set, the export reads the store's catalog (GET /products, paged) and keeps it."""
+
+    @pytest.fixture
+    def store(self) -> Iterator[StubCommerce]:
+        with StubCommerce() as stub:
+            stub.products = [
+                {"id": 1, "sku": "TEE", "name": "Tee", "type_id": "configurable", "status": 1,
+                 "extension_attributes": {"configurable_product_links": [15, 16]}},
+                *({"id": n, "sku": f"P-{n:02d}", "name": f"Product {n}", "type_id": "simple", "status": 1}
+                  for n in range(2, 15)),
+                {"id": 15, "sku": "TEE-S", "name": "Tee S", "type_id": "simple", "status": 1},
+                {"id": 16, "sku": "TEE-M", "name": "Tee M", "type_id": "simple", "status": 1},
+                {"id": 17, "sku": "", "name": "broken", "type_id": "simple"},
+            ]  # fmt: skip
+            yield stub
+
+    @pytest.fixture
+    def settings_overrides(self, store: StubCommerce) -> dict[str, Any]:
+        return {
+            "oms_url": OMS_URL,
+            "oms_catalog_batch_size": 10,
+            "adobe_commerce_url": store.base_url,
+            "adobe_commerce_token": store.token,
+        }
+
+    async def test_the_stores_catalog_is_exported_in_batches_and_kept(
+        self, client: httpx.AsyncClient, stub: Oms, raw: asyncpg.Connection, runtime: Runtime
+    ) -> None:
+        started = await client.post("/catalog/exports", headers=operator_headers())
+        assert started.json()["source"] == "commerce"
+        view = await wait_for_status(client, "done")
+        assert set(stub.received) == {"TEE", "TEE-S", "TEE-M", *(f"P-{n:02d}" for n in range(2, 15))}
+        assert all(count == 1 for count in stub.received.values())
+        assert (view["batches_sent"], view["batches_acknowledged"], view["products_read"]) == (2, 2, 16)
+        assert view["error_count"] == 1 and view["errors"][0]["sku"] == ""
+        assert await raw.fetchval("SELECT count(*) FROM catalog_product") == 16
+        # TEE's children came in the second batch: TEE goes again, as a product event, with them.
+        payload = await raw.fetchval("SELECT payload FROM message WHERE topic = $1 AND lane = 'product/TEE'", UPDATED)
+        assert json.loads(payload)["product"]["children_skus"] == ["TEE-S", "TEE-M"]

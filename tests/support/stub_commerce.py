@@ -94,7 +94,9 @@ class StubCommerce(LoopbackStub):
             ("POST", re.compile(r"/order/(\d+)/refund"), self._refund),
             ("GET", re.compile(r"/(invoices|shipments|creditmemos)"), self._search),
             ("POST", re.compile(r"/inventory/source-items"), self._source_items),
+            ("GET", re.compile(r"/products"), self._products),
         ]
+        self.products: list[dict[str, Any]] = []  # the catalog GET /products pages through, in entity_id order
         methods = ["GET", "POST", "PUT", "DELETE"]
         self.app = Starlette(routes=[Route(PREFIX + "/{rest:path}", self._dispatch, methods=methods)])
 
@@ -325,6 +327,19 @@ class StubCommerce(LoopbackStub):
 
         found = [copy.deepcopy(d) for d in self._documents[kind] if all(accepts(d, f) for f in groups.values())]
         return 200, {"items": found, "search_criteria": {}, "total_count": len(found)}
+
+    def _products(self, _ident: str, _body: Any, query: str) -> Answer:
+        """Paged like Magento: ``searchCriteria`` is required, and a page past the last answers the last one."""
+        params = dict(parse_qsl(query))
+        if "searchCriteria[pageSize]" not in params:
+            return 400, {"message": "%fieldName is a required field.", "parameters": {"fieldName": "searchCriteria"}}
+        size = int(params["searchCriteria[pageSize]"])
+        ordered = sorted(self.products, key=lambda product: product["id"])
+        last = max(1, -(-len(ordered) // size))
+        page = min(int(params.get("searchCriteria[currentPage]", "1")), last)
+        items = copy.deepcopy(ordered[(page - 1) * size : page * size])
+        return 200, {"items": items, "search_criteria": {"page_size": size, "current_page": page},
+                     "total_count": len(ordered)}  # fmt: skip
 
     def _source_items(self, _ident: str, body: Any, _query: str) -> Answer:
         items = (body or {}).get("sourceItems") if isinstance(body, dict) else None
