@@ -23,10 +23,8 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +43,9 @@ from bench.ingest import (  # noqa: E402  (after the sys.path insert; it also qu
     SECRET,
     Service,
     clean_env,
-    cleanup,
     create_database,
     free_port,
+    run_with_workdir,
     start_postgres,
 )
 
@@ -272,17 +270,7 @@ def main() -> int:
         serve_stub_oms(args.port)
         return 0
 
-    def terminate(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminate)
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
-    workdir = Path(tempfile.mkdtemp(prefix="omsk-"))
-    services: list[Any] = []
-    try:
-        return asyncio.run(run(args, workdir, services))
-    finally:
-        cleanup(services, workdir)
+    return run_with_workdir(run, args, "omsk-")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -617,6 +618,25 @@ def cleanup(services: list[Any], workdir: Path) -> None:
             else:
                 item.cleanup()  # the embedded PostgreSQL: stop and delete its data directory
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_with_workdir(
+    run: Callable[[argparse.Namespace, Path, list[Any]], Awaitable[int]], args: argparse.Namespace, prefix: str
+) -> int:
+    """Run a bench in a throw-away folder (short: PostgreSQL's Unix socket lives in it), stopping every service and
+    deleting the folder at the end, also on SIGTERM."""
+
+    def terminate(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    services: list[Any] = []
+    try:
+        return asyncio.run(run(args, workdir, services))
+    finally:
+        cleanup(services, workdir)
 
 
 def main() -> int:

@@ -28,9 +28,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,10 +50,10 @@ from bench.ingest import (  # noqa: E402  (after the sys.path insert; it also qu
     LoadResult,
     Service,
     clean_env,
-    cleanup,
     create_database,
     free_port,
     run_load,
+    run_with_workdir,
     signed_calls,
     start_postgres,
 )
@@ -412,17 +410,7 @@ def main() -> int:
         serve_stub_commerce(args.port)
         return 0
 
-    def terminate(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, terminate)
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
-    workdir = Path(tempfile.mkdtemp(prefix="omsl-"))
-    services: list[Any] = []
-    try:
-        return asyncio.run(run(args, workdir, services))
-    finally:
-        cleanup(services, workdir)
+    return run_with_workdir(run, args, "omsl-")
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ class CatalogService:
             if children == list(parent.children_skus):
                 continue
             await connection.execute(queries.SET_PRODUCT_CHILDREN, {"sku": parent.sku, "children": children})
-            entry = _entry(parent)
+            entry = catalog_entry(parent)
             entry = CatalogEntry(**{**entry.__dict__, "children_skus": children})
             outcomes.append(await self._export_if_changed(connection, entry, attributes, now))
         return outcomes
@@ -253,7 +253,7 @@ class CatalogService:
             if row is None:
                 raise NotFound(f"no product {sku} was posted to the connector")
             attributes = list(await self._setting(connection, ATTRIBUTES_KEY, self.settings.oms_product_attributes))
-            return await self._export_if_changed(connection, _entry(row), attributes, now)
+            return await self._export_if_changed(connection, catalog_entry(row), attributes, now)
 
     async def get(self, sku: str) -> dict[str, Any]:
         async with self.db.connect() as connection:
@@ -280,7 +280,8 @@ def _row(
     }
 
 
-def _entry(row: Any) -> CatalogEntry:
+def catalog_entry(row: Any) -> CatalogEntry:
+    """A catalog_product row as the mapper's entry."""
     return CatalogEntry(
         sku=row.sku,
         type=row.type,

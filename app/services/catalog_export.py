@@ -34,7 +34,7 @@ from app.errors import NotConfigured, NotFound, PeerRejected, PeerUnavailable
 from app.mappers.product_to_mcom import PRODUCT_UPDATED, CatalogEntry, encode, fingerprint, product_params
 from app.protocol.commerce_product import CommerceProduct
 from app.schemas import CatalogExportView
-from app.services.catalog import ATTRIBUTES_KEY, CatalogService
+from app.services.catalog import ATTRIBUTES_KEY, CatalogService, catalog_entry
 from app.settings import Settings
 from app.workers import queries
 
@@ -250,7 +250,7 @@ class _Run:
         catalog is exhausted)."""
         async with self.exports.db.connect() as connection:
             rows = (await connection.execute(queries.CATALOG_BATCH, {"cursor": cursor, "limit": batch_size})).all()
-        return [_entry(row) for row in rows], (rows[-1].sku if rows else None)
+        return [catalog_entry(row) for row in rows], (rows[-1].sku if rows else None)
 
     async def _read_commerce(
         self, cursor: str | None, batch_size: int, attributes: list[str]
@@ -368,18 +368,6 @@ class _Run:
             ).first()
         if row is None:
             raise ExportStopped
-
-
-def _entry(row: Any) -> CatalogEntry:
-    return CatalogEntry(
-        sku=row.sku,
-        type=row.type,
-        name=row.name,
-        enabled=row.enabled,
-        children_skus=list(row.children_skus),
-        custom_attributes=dict(row.custom_attributes),
-        deleted=row.deleted,
-    )
 
 
 def _view(row: Any, now: datetime) -> CatalogExportView:
