@@ -37,8 +37,11 @@ class RpcCall:
     method: str
     params: dict[str, Any] | None = None
     encoded_params: str | None = None  # params already encoded as JSON text (sent as is)
+    encoded_call: str | None = None  # the whole request object already encoded (sent as is)
 
     def wire(self) -> str:
+        if self.encoded_call is not None:
+            return self.encoded_call
         if self.encoded_params is not None:
             return encoded_request(self.id, self.method, self.encoded_params)
         return json.dumps(request_envelope(self.id, self.method, self.params or {}), separators=(",", ":"))
@@ -110,11 +113,17 @@ class OmsClient:
 
     # --- calls ----------------------------------------------------------------------------------------------
     async def call(
-        self, method: str, params: dict[str, Any] | None, request_id: str, *, encoded_params: str | None = None
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        request_id: str,
+        *,
+        encoded_params: str | None = None,
+        encoded_call: str | None = None,
     ) -> Any:
         """Send one call; return its ``result``. Raises PeerUnavailable or PeerRejected."""
         try:
-            body = RpcCall(request_id, method, params, encoded_params).wire().encode()
+            body = RpcCall(request_id, method, params, encoded_params, encoded_call).wire().encode()
             response = await self._post(body)
             self._reached()
             return _single_result(response)

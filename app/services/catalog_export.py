@@ -21,6 +21,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,10 +32,11 @@ from app.clients.oms import OmsClient, RpcCall
 from app.clock import Clock
 from app.db import Database
 from app.errors import NotConfigured, NotFound, PeerRejected, PeerUnavailable
-from app.mappers.product_to_mcom import PRODUCT_UPDATED, CatalogEntry, encode, fingerprint, product_params
+from app.mappers.product_to_mcom import PRODUCT_UPDATED, encode, fingerprint, product_params
 from app.protocol.commerce_product import CommerceProduct
+from app.protocol.jsonrpc import encoded_request
 from app.schemas import CatalogExportView
-from app.services.catalog import ATTRIBUTES_KEY, CatalogService, catalog_entry
+from app.services.catalog import ATTRIBUTES_KEY, CatalogService
 from app.settings import Settings
 from app.workers import queries
 
@@ -173,6 +175,15 @@ class CatalogExports:
             )
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A product ready for the wire: its JSON-RPC request as text, and its params' fingerprint."""
+
+    sku: str
+    call: str
+    fingerprint: str
+
+
 class _Run:
     """One process running one export."""
 
@@ -196,7 +207,7 @@ class _Run:
         backoff = 1.0
         read = self._read_commerce if state.source == "commerce" else self._read_catalog
         while True:
-            entries, next_cursor = await read(cursor, batch_size, attributes)
+            encoded, next_cursor = await read(cursor, batch_size, attributes)
             if next_cursor is None:
                 await self.exports._finish(self.id, "done", None)
                 return
@@ -205,13 +216,11 @@ class _Run:
                     (await connection.execute(queries.CATALOG_EXPORT_STATE, {"id": self.id})).one().batch_acked
                 )
             await self._update(queries.CATALOG_BATCH_STARTED, {})  # counted once per batch, even when resumed
-            calls: list[tuple[str, str]] = []  # (sku, params encoded once: for the fingerprint and the wire)
-            locale = self.settings.oms_product_locale
-            for entry in entries:
-                encoded = encode(product_params(entry, attributes, locale))
-                self.fingerprints[entry.sku] = fingerprint(encoded)
-                if entry.sku not in done_before:
-                    calls.append((entry.sku, encoded))
+            calls: list[tuple[str, str]] = []  # (sku, its JSON-RPC request as text, encoded once)
+            for product in encoded:
+                self.fingerprints[product.sku] = product.fingerprint
+                if product.sku not in done_before:
+                    calls.append((product.sku, product.call))
             try:
                 if mode == "rpc-batch":
                     await self._send_batch(calls)
@@ -235,7 +244,7 @@ class _Run:
                 queries.CATALOG_BATCH_ACKNOWLEDGED,
                 {
                     "cursor": next_cursor,
-                    "read": len(entries),
+                    "read": len(encoded),
                     "skus": list(self.fingerprints),
                     "fingerprints": list(self.fingerprints.values()),
                 },
@@ -244,17 +253,29 @@ class _Run:
             cursor = next_cursor
 
     async def _read_catalog(
-        self, cursor: str | None, batch_size: int, _attributes: list[str]
-    ) -> tuple[list[CatalogEntry], str | None]:
-        """The next batch of the connector's catalog table in SKU order; the new cursor is its last SKU (None: the
-        catalog is exhausted)."""
+        self, cursor: str | None, batch_size: int, attributes: list[str]
+    ) -> tuple[list[Encoded], str | None]:
+        """The next batch of the connector's catalog table in SKU order, encoded by PostgreSQL (the same text as the
+        Python mapper's); the new cursor is its last SKU (None: the catalog is exhausted)."""
         async with self.exports.db.connect() as connection:
-            rows = (await connection.execute(queries.CATALOG_BATCH, {"cursor": cursor, "limit": batch_size})).all()
-        return [catalog_entry(row) for row in rows], (rows[-1].sku if rows else None)
+            rows = (
+                await connection.execute(
+                    queries.CATALOG_BATCH_ENCODED,
+                    {
+                        "cursor": cursor,
+                        "limit": batch_size,
+                        "attributes": attributes,
+                        "locale": self.settings.oms_product_locale,
+                        "id_prefix": self._call_id(""),
+                        "method": PRODUCT_UPDATED,
+                    },
+                )
+            ).all()
+        return [Encoded(row.sku, row.call, row.fingerprint) for row in rows], (rows[-1].sku if rows else None)
 
     async def _read_commerce(
         self, cursor: str | None, batch_size: int, attributes: list[str]
-    ) -> tuple[list[CatalogEntry], str | None]:
+    ) -> tuple[list[Encoded], str | None]:
         """The next batch from Adobe Commerce (GET /products by entity id, pages of COMMERCE_PAGE_SIZE), kept in the
         connector's catalog as it goes; the cursor is the next page number (None: past the last page). A product
         Adobe Commerce returns that cannot be read is listed as an error, not sent."""
@@ -284,7 +305,12 @@ class _Run:
             entries = await self.exports.catalog.store_for_export(
                 connection, products, attributes, self.exports.clock.now()
             )
-        return entries, str(page)
+        locale = self.settings.oms_product_locale
+        texts = [(entry.sku, encode(product_params(entry, attributes, locale))) for entry in entries]
+        return [
+            Encoded(sku, encoded_request(self._call_id(sku), PRODUCT_UPDATED, text), fingerprint(text))
+            for sku, text in texts
+        ], str(page)
 
     async def _send_single(self, calls: Sequence[tuple[str, str]]) -> None:
         """One call per product, OMS_CATALOG_CONCURRENCY at a time; the first unavailability stops the batch (the
@@ -293,11 +319,11 @@ class _Run:
         failure: list[PeerUnavailable | ExportStopped] = []
 
         async def sender() -> None:
-            for sku, params in pending:
+            for sku, request in pending:
                 if failure:
                     return
                 try:
-                    await self.client.call(PRODUCT_UPDATED, None, self._call_id(sku), encoded_params=params)
+                    await self.client.call(PRODUCT_UPDATED, None, self._call_id(sku), encoded_call=request)
                 except PeerRejected as exc:
                     self._error(sku, exc.message)
                 except PeerUnavailable as exc:
@@ -317,7 +343,7 @@ class _Run:
         """One JSON-RPC batch request for the batch (chunks of at most 5,000 calls)."""
         for start in range(0, len(calls), 5000):
             chunk = calls[start : start + 5000]
-            rpc = [RpcCall(self._call_id(sku), PRODUCT_UPDATED, encoded_params=params) for sku, params in chunk]
+            rpc = [RpcCall(self._call_id(sku), PRODUCT_UPDATED, encoded_call=call) for sku, call in chunk]
             outcomes = await self.client.call_batch(rpc)
             unavailable = None
             for (sku, _), call in zip(chunk, rpc, strict=True):
@@ -327,7 +353,8 @@ class _Run:
                     continue
                 if isinstance(outcome, PeerRejected):
                     self._error(sku, outcome.message)
-                await self._acked(sku)
+                self.acked.append(sku)  # the whole answer is in: recorded in one statement below
+            await self._flush()
             if unavailable is not None:
                 raise unavailable
 

@@ -830,13 +830,38 @@ CATALOG_EXPORT_STATE = text(
     "SELECT cursor, batch_size, send_mode, source, batch_acked FROM catalog_export WHERE id = :id"
 )
 
-# Keyset pagination over the primary key: each batch costs the same at the start and at the end of a million SKUs.
-CATALOG_BATCH = text(
+# A batch of the catalog (keyset pagination over the primary key: each batch costs the same at the start and at the
+# end of a million SKUs), each product's params already encoded by PostgreSQL, byte for byte the text the Python mapper
+# gives (app/mappers/product_to_mcom.py: encode(product_params(...)); tests/integration/test_catalog_sql_params.py
+# holds the two equal), with its fingerprint, inside its JSON-RPC request (id = :id_prefix || sku): a million
+# products never pass through Python dicts and json.dumps.
+CATALOG_BATCH_ENCODED = text(
     """
-    SELECT sku, type, name, enabled, deleted, children_skus, custom_attributes FROM catalog_product
-     WHERE CAST(:cursor AS text) IS NULL OR sku > CAST(:cursor AS text)
-     ORDER BY sku
-     LIMIT :limit
+    SELECT b.sku, encode(sha256(convert_to(b.params, 'UTF8')), 'hex') AS fingerprint,
+           '{"jsonrpc":"2.0","id":' || to_json(CAST(:id_prefix AS text) || b.sku)::text
+           || ',"method":' || to_json(CAST(:method AS text))::text || ',"params":' || b.params || '}' AS call
+      FROM (
+        SELECT p.sku,
+               '{"product":{"type":' || to_json(p.type)::text
+               || ',"sku":' || to_json(p.sku)::text
+               || ',"name":[{"value":' || to_json(p.name)::text || ',"locale":' || to_json(CAST(:locale AS text))::text
+               || '}],"enabled":' || CASE WHEN p.enabled AND NOT p.deleted THEN 'true' ELSE 'false' END
+               || ',"custom_attributes":['
+               || coalesce((SELECT string_agg('{"attribute_code":' || to_json(a.code)::text || ',"value":'
+                                              || to_json(p.custom_attributes ->> a.code)::text || '}', ','
+                                              ORDER BY a.position)
+                              FROM unnest(CAST(:attributes AS text[])) WITH ORDINALITY AS a(code, position)
+                             WHERE p.custom_attributes ? a.code), '')
+               || '],"children_skus":'
+               || CASE WHEN p.type IN ('configurable', 'bundle', 'grouped')
+                       THEN coalesce(to_json(p.children_skus)::text, '[]') ELSE '[]' END
+               || '}}' AS params
+          FROM catalog_product p
+         WHERE CAST(:cursor AS text) IS NULL OR p.sku > CAST(:cursor AS text)
+         ORDER BY p.sku
+         LIMIT :limit
+      ) AS b
+     ORDER BY b.sku
     """
 )
 

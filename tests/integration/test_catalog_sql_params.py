@@ -1,0 +1,78 @@
+"""The full export's params encoded by PostgreSQL (queries.CATALOG_BATCH_ENCODED) are, byte for byte, what the
+Python mapper gives (encode(product_params(...))), fingerprints included: product events (Python) and full exports
+(SQL) must agree on what the OMS has, or every product would be exported again after a full export."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app.mappers.product_to_mcom import CatalogEntry, encode, fingerprint, product_params
+from app.protocol.jsonrpc import encoded_request
+from app.runtime import Runtime
+from app.workers import queries
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+CODES = ["color", "brand", "size"]
+
+
+@st.composite
+def products(draw: Any) -> list[CatalogEntry]:
+    skus = draw(st.lists(TEXT.filter(bool), min_size=1, max_size=4, unique=True))
+    return [
+        CatalogEntry(
+            sku=sku,
+            type=draw(st.sampled_from(["simple", "virtual", "bundle", "configurable", "grouped"])),
+            name=draw(TEXT),
+            enabled=draw(st.booleans()),
+            children_skus=draw(st.lists(TEXT, max_size=3)),
+            custom_attributes=draw(st.dictionaries(st.sampled_from([*CODES, "other"]), TEXT, max_size=4)),
+            deleted=draw(st.booleans()),
+        )
+        for sku in skus
+    ]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(entries=products(), attributes=st.lists(st.sampled_from(CODES), unique=True), locale=TEXT.filter(bool))
+async def test_postgres_encodes_each_product_as_the_python_mapper_does(
+    runtime: Runtime, raw: asyncpg.Connection, entries: list[CatalogEntry], attributes: list[str], locale: str
+) -> None:
+    await raw.execute("TRUNCATE catalog_product")
+    await raw.executemany(
+        """
+        INSERT INTO catalog_product (sku, type, name, enabled, deleted, children_skus, custom_attributes, created_at,
+                                     updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, now(), now())
+        """,
+        [
+            (e.sku, e.type, e.name, e.enabled, e.deleted, list(e.children_skus), json.dumps(e.custom_attributes))
+            for e in entries
+        ],
+    )
+    async with runtime.db.connect() as connection:
+        rows = (
+            await connection.execute(
+                queries.CATALOG_BATCH_ENCODED,
+                {
+                    "cursor": None,
+                    "limit": 10,
+                    "attributes": attributes,
+                    "locale": locale,
+                    "id_prefix": "mdc-catalog-7-",
+                    "method": "magento.catalog.product_management.updated",
+                },
+            )
+        ).all()
+    by_sku = {entry.sku: entry for entry in entries}
+    assert len(rows) == len(entries)
+    for row in rows:
+        expected = encode(product_params(by_sku[row.sku], attributes, locale))
+        call = encoded_request(f"mdc-catalog-7-{row.sku}", "magento.catalog.product_management.updated", expected)
+        assert json.loads(row.call) == json.loads(call)  # the same request (the id may be escaped differently)
+        assert row.call.endswith(f',"params":{expected}}}')  # and the params byte for byte
+        assert row.fingerprint == fingerprint(expected)
