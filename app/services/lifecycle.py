@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.mappers.lifecycle_to_commerce import (
+    ItemQuantity,
     comment_body,
     invoice_body,
     item_quantities,
@@ -225,31 +226,14 @@ class Lifecycle:
         if status not in self.settings.status_map:
             summary["unmapped"] = f"{status} is not in OMS_STATUS_MAP: recorded, no Adobe Commerce status"
         if self.effects.delivers_to(order.entity_id):
-            assert order.entity_id is not None
             key = self.effects.key(number, f"status-{change_id}")
             body = comment_body(oms_status=status, reason=reason, commerce_status=commerce_status, key=key)
-            comment_id = await self.effects.enqueue(
-                self.connection,
-                topic=COMMENT,
-                key=key,
-                increment_id=number,
-                entity_id=order.entity_id,
-                body=body,
-                now=self.now,
-            )
+            comment_id = await self._deliver(order, COMMENT, key, body)
             await self.connection.execute(
                 queries.SET_STATUS_CHANGE_DELIVERY, {"id": change_id, "message_id": comment_id}
             )
             if canceled and order.canceled_at is None:
-                cancel_id = await self.effects.enqueue(
-                    self.connection,
-                    topic=CANCEL,
-                    key=self.effects.key(number, "cancel"),
-                    increment_id=number,
-                    entity_id=order.entity_id,
-                    body=None,
-                    now=self.now,
-                )
+                cancel_id = await self._deliver(order, CANCEL, self.effects.key(number, "cancel"), None)
                 await self.connection.execute(
                     queries.SET_CANCEL_DELIVERY, {"order_id": order.id, "message_id": cancel_id}
                 )
@@ -345,35 +329,25 @@ class Lifecycle:
         if earlier:
             summary["already_shipped"] = earlier
         if self.effects.delivers_to(order.entity_id):
-            assert order.entity_id is not None
             quantities = item_quantities(line.item_id for line in new_lines)
             invoice_id = None
             if self.settings.adobe_commerce_invoice_on_shipment:
                 invoice_key = self.effects.key(number, f"invoice-{shipment_id}")
-                invoice_id = await self.effects.enqueue(
-                    self.connection,
-                    topic=INVOICE,
-                    key=invoice_key,
-                    increment_id=number,
-                    entity_id=order.entity_id,
-                    body=invoice_body(items=quantities, key=invoice_key),
-                    now=self.now,
+                invoice_id = await self._deliver(
+                    order, INVOICE, invoice_key, invoice_body(items=quantities, key=invoice_key)
                 )
             ship_key = self.effects.key(number, f"shipment-{shipment_id}")
-            ship_id = await self.effects.enqueue(
-                self.connection,
-                topic=SHIP,
-                key=ship_key,
-                increment_id=number,
-                entity_id=order.entity_id,
-                body=ship_body(
+            ship_id = await self._deliver(
+                order,
+                SHIP,
+                ship_key,
+                ship_body(
                     items=quantities,
                     packages=packages,
                     source_id=shipment.source_id or None,
                     key=ship_key,
                     notify=self.settings.adobe_commerce_notify_customer,
                 ),
-                now=self.now,
             )
             await self.connection.execute(
                 queries.SET_SHIPMENT_DELIVERY,
@@ -555,26 +529,20 @@ class Lifecycle:
             await self._mark(order.id, taken, refund_id=refund_id)
             await self._mark(order.id, before_shipment, before_shipment=True)
         if credit_memo is not None and self.effects.delivers_to(order.entity_id):
-            assert order.entity_id is not None
             key = self.effects.key(number, f"creditmemo-{refund_id}")
             reason = f"Appeasement {note_number}" if appeasement else f"Refund {note_number}"
-            memo_id = await self.effects.enqueue(
-                self.connection,
-                topic=REFUND,
-                key=key,
-                increment_id=number,
-                entity_id=order.entity_id,
-                body=refund_body(
-                    items=item_quantities(line.item_id for line in shipped)
-                    if not appeasement
-                    else [_zero(q) for q in item_quantities(line.item_id for line in shipped)],
+            memo_id = await self._deliver(
+                order,
+                REFUND,
+                key,
+                refund_body(
+                    items=[ItemQuantity(i["item_id"], i["qty"]) for i in credit_memo["items"]],
                     shipping_amount=credit_memo["shipping_amount"],
                     adjustment_positive=credit_memo["adjustment_positive"],
                     reason=reason,
                     key=key,
                     notify=self.settings.adobe_commerce_notify_customer,
                 ),
-                now=self.now,
             )
             await self.connection.execute(queries.SET_REFUND_DELIVERY, {"id": refund_id, "message_id": memo_id})
         if not appeasement and order.store_credit_note is None:
@@ -607,21 +575,27 @@ class Lifecycle:
             queries.SET_STORE_CREDIT, {"order_id": order.id, "amount": amount, "note": note, "now": self.now}
         )
         if amount is not None and self.effects.delivers_to(order.entity_id):
-            assert order.entity_id is not None
             key = self.effects.key(order.increment_id, f"store-credit-{refund_id}")
-            credit_id = await self.effects.enqueue(
-                self.connection,
-                topic=COMMENT,
-                key=key,
-                increment_id=order.increment_id,
-                entity_id=order.entity_id,
-                body=note_body(f"Store credit of {amount} issued for the gift-card part (OMS)", key),
-                now=self.now,
+            credit_id = await self._deliver(
+                order, COMMENT, key, note_body(f"Store credit of {amount} issued for the gift-card part (OMS)", key)
             )
             await self.connection.execute(
                 queries.SET_STORE_CREDIT_DELIVERY, {"order_id": order.id, "message_id": credit_id}
             )
         return note
+
+    async def _deliver(self, order: OrderRecord, topic: str, key: str, body: dict[str, Any] | None) -> int | None:
+        """Queue one effect for Adobe Commerce in this transaction (the caller checked ``delivers_to``)."""
+        assert order.entity_id is not None
+        return await self.effects.enqueue(
+            self.connection,
+            topic=topic,
+            key=key,
+            increment_id=order.increment_id,
+            entity_id=order.entity_id,
+            body=body,
+            now=self.now,
+        )
 
     def _time(self, value: str, field: str) -> datetime | None:
         return optional_time(value, field, self.settings.oms_zone)
@@ -654,12 +628,6 @@ class Lifecycle:
 
 def _ids(lines: Iterable[Line], item_id: str) -> list[str]:
     return [line.line_id for line in lines if line.item_id == item_id]
-
-
-def _zero(quantity: Any) -> Any:
-    """An appeasement credits money, not items: the items are named with quantity 0 and the amount is an
-    adjustment (seed O10)."""
-    return type(quantity)(quantity.item_id, 0)
 
 
 def _merge_return_lines(stored: list[dict[str, Any]], update: list[dict[str, Any]]) -> list[dict[str, Any]]:
