@@ -30,9 +30,8 @@ from app.protocol.commerce_product import CommerceProduct, parse_products
 from app.schemas import ProductOutcome, ProductsAnswer, ShippingMethodsAnswer
 from app.settings import Settings, ShippingMethod, normalize_attribute_codes
 from app.workers import queries
-from app.workers.outbox import Outbox
+from app.workers.outbox import OMS_CHANNEL, Outbox
 
-OMS_CHANNEL = "oms"
 ATTRIBUTES_KEY = "product_attributes"
 SHIPPING_METHODS_KEY = "shipping_methods"
 

@@ -23,10 +23,10 @@ from app.models import Direction, Status
 from app.protocol.catalog_csv import RowError, row_entry
 from app.protocol.jsonrpc import request_envelope
 from app.schemas import CatalogImportAnswer
-from app.services.catalog import ATTRIBUTES_KEY, OMS_CHANNEL, product_lane
+from app.services.catalog import ATTRIBUTES_KEY, product_lane
 from app.settings import Settings
 from app.workers import queries
-from app.workers.outbox import NewMessage, insert_messages
+from app.workers.outbox import OMS_CHANNEL, NewMessage, insert_messages
 
 IMPORT_TOPIC = "commerce.catalog.import"
 MAX_ERRORS_SHOWN = 1000

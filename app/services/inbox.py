@@ -26,7 +26,7 @@ from app.models import Direction, Status
 from app.protocol.jsonrpc import RpcRequest, parse_request
 from app.protocol.methods import NOT_SERVED, OMS_TO_CONNECTOR, lane_for
 from app.protocol.references import extract_references
-from app.workers.outbox import NewMessage, insert_parameters
+from app.workers.outbox import OMS_CHANNEL, NewMessage, insert_parameters
 from app.workers.queries import INSERT_MESSAGES, positional
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ WRITER_TASKS = 2  # commits in flight at once: one fills while the other commits
 STOP_GRACE_S = 10.0  # how long stop() lets queued rows be written
 SECRET_HEADER_WORDS = ("authorization", "cookie", "token", "secret", "password", "api-key", "apikey")
 MAX_REJECTED_EXCERPT = 4096
-CHANNEL_OMS = "oms"
 INSERT_SQL, INSERT_PARAMETERS = positional(INSERT_MESSAGES)
 
 
@@ -166,7 +165,7 @@ class OmsInbox:
             raise MethodNotFound(f"method not found: {request.method}")
         row = NewMessage(
             direction=Direction.IN,
-            channel=CHANNEL_OMS,
+            channel=OMS_CHANNEL,
             topic=request.method,
             external_id=request.message_id,
             lane=lane_for(request.method, request.params),
@@ -197,7 +196,7 @@ class OmsInbox:
             topic, external_id = "(unparsed)", "body-sha256:" + hashlib.sha256(body).hexdigest()
         row = NewMessage(
             direction=Direction.IN,
-            channel=CHANNEL_OMS,
+            channel=OMS_CHANNEL,
             topic=topic[:200],
             external_id=external_id[:200],
             lane="rejected",

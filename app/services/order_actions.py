@@ -27,10 +27,10 @@ from app.schemas import (
     StoreCreditView,
 )
 from app.services.lifecycle import Line, OrderRecord, lock_order, order_lines
-from app.services.orders import OMS_CHANNEL, order_lane
+from app.services.orders import order_lane
 from app.settings import Settings
 from app.workers import queries
-from app.workers.outbox import Outbox
+from app.workers.outbox import OMS_CHANNEL, Outbox
 
 RETURN_REQUESTED = "AUTHORIZE_REQUESTED"  # our status for a return the OMS has not answered yet
 

@@ -46,11 +46,11 @@ from app.schemas import (
 from app.settings import Settings
 from app.workers import queries
 from app.workers.bus import Bus, OutboundMessage
+from app.workers.outbox import OMS_CHANNEL
 
 log = logging.getLogger(__name__)
 
 CREATE_ORDER = "magento.sales.order_management.create"
-OMS_CHANNEL = "oms"
 MAX_PAGE = 500
 BUNDLE_RULES_SQL, _ = queries.positional(queries.BUNDLE_RULES)
 

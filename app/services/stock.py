@@ -35,13 +35,12 @@ from app.schemas import (
     WebsiteStockPage,
 )
 from app.settings import Settings
-from app.workers.outbox import NewMessage, insert_messages
+from app.workers.outbox import OMS_CHANNEL, NewMessage, insert_messages
 
 MAX_BULK_SKUS = 500  # GET /stock?skus=…
 MAX_PAGE = 1000  # GET /stock listing
 RESET_PAGE_SKUS = 5000  # SKUs per reset message, as a FULL snapshot page
 RESET_QUANTITY = 100  # the seed's oms:stock:reset quantity
-OMS_CHANNEL = "oms"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from app.protocol.jsonrpc import request_envelope
 from app.protocol.references import extract_references
 from app.workers import queries
 
+OMS_CHANNEL = "oms"  # the channel of every call to and from the OMS (the other is "commerce")
+
 
 @dataclass(frozen=True)
 class NewMessage:
@@ -76,7 +78,7 @@ class Outbox:
         params: dict[str, Any],
         now: datetime,
         lane: str | None = None,
-        channel: str = "oms",
+        channel: str = OMS_CHANNEL,
         external_id: str | None = None,
         refs: Sequence[str] | None = None,
     ) -> int | None:
