@@ -23,6 +23,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import resource
 import subprocess
 import sys
 import time
@@ -56,27 +58,52 @@ ATTRIBUTES = ["color", "brand"]
 # --------------------------------------------------------------------------------------------------------------
 # The stub OMS (a subprocess: `bench/catalog.py --serve-stub-oms --port P`)
 # --------------------------------------------------------------------------------------------------------------
+CALL_ID = re.compile(rb'"id"\s*:\s*"([^"\\]*)"')  # bench ids and products hold no quote, backslash or other "id" key
+CHECK_EVERY = 10  # requests: one in ten is parsed as JSON and checked against the scan
+
+
 def serve_stub_oms(port: int) -> None:
+    """Answers every call with an empty result and counts calls per JSON-RPC id (one id per product and export).
+
+    It scans the raw body for the ids instead of parsing it: it shares the 2 cores with the connector it measures,
+    and parsing a batch cost it 2.5x the CPU per product of the raw-encoding baseline (a real OMS runs elsewhere).
+    One request in CHECK_EVERY is parsed as JSON and checked: the same ids, in order, each a JSON-RPC 2.0 call of
+    the product whose SKU ends its id. A failed check answers HTTP 500 and is counted."""
     from aiohttp import web
 
-    seen: dict[str, int] = {}
+    seen: dict[bytes, int] = {}
+    state = {"requests": 0, "check_failures": 0}
 
-    def answer(call: dict[str, Any]) -> dict[str, Any]:
-        sku = call["params"]["product"]["sku"]
-        seen[sku] = seen.get(sku, 0) + 1
-        return {"jsonrpc": "2.0", "id": call["id"], "result": []}
+    def checked(body: bytes, ids: list[bytes]) -> bool:
+        try:
+            document = json.loads(body)
+            calls = document if isinstance(document, list) else [document]
+            return [call["id"].encode() for call in calls] == ids and all(
+                call["jsonrpc"] == "2.0" and call["id"].endswith(call["params"]["product"]["sku"]) for call in calls
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return False
 
     async def rpc(request: web.Request) -> web.Response:
-        document = json.loads(await request.read())
-        body = [answer(c) for c in document] if isinstance(document, list) else answer(document)
-        return web.Response(body=json.dumps(body).encode(), content_type="application/json")
+        body = await request.read()
+        ids = CALL_ID.findall(body)
+        state["requests"] += 1
+        if not ids or (state["requests"] % CHECK_EVERY == 1 and not checked(body, ids)):
+            state["check_failures"] += 1
+            return web.Response(status=500, text="the request is not what the scan found")
+        for call_id in ids:
+            seen[call_id] = seen.get(call_id, 0) + 1
+        answers = [b'{"jsonrpc":"2.0","id":"' + call_id + b'","result":[]}' for call_id in ids]
+        answer = b"[" + b",".join(answers) + b"]" if body.lstrip().startswith(b"[") else answers[0]
+        return web.Response(body=answer, content_type="application/json")
 
     async def counts(_request: web.Request) -> web.Response:
         twice = sum(1 for n in seen.values() if n > 1)
-        return web.json_response({"products": len(seen), "calls": sum(seen.values()), "twice": twice})
+        return web.json_response({"products": len(seen), "calls": sum(seen.values()), "twice": twice, **state})
 
     async def reset(_request: web.Request) -> web.Response:
         seen.clear()
+        state.update(requests=0, check_failures=0)
         return web.json_response({"ok": True})
 
     app = web.Application(client_max_size=1024**3)
@@ -132,13 +159,25 @@ class Export:
     calls: int
     twice: int
     output: str
+    cpu: dict[str, float]  # CPU seconds of the export command, PostgreSQL and the stub OMS during the run
+    export_seconds: float  # started_at to finished_at as the export recorded them (no process start-up)
+    check_failures: int  # requests the stub parsed and found not to be what its scan read
+
+    @property
+    def export_rate(self) -> float:
+        return self.size / self.export_seconds if self.export_seconds > 0 else 0.0
+
+    def cpu_per_1000(self) -> str:
+        return ", ".join(f"{name} {seconds * 1000 * 1000 / self.size:.1f} ms" for name, seconds in self.cpu.items())
 
     @property
     def rate(self) -> float:
         return self.size / self.seconds if self.seconds > 0 else 0.0
 
 
-async def export_run(dsn: str, stub: Service, session: aiohttp.ClientSession, mode: str, size: int) -> Export:
+async def export_run(
+    dsn: str, pgdata: Path, stub: Service, session: aiohttp.ClientSession, mode: str, size: int
+) -> Export:
     import psutil
 
     async with session.post(stub.base_url + "/bench/reset") as response:
@@ -155,6 +194,7 @@ async def export_run(dsn: str, stub: Service, session: aiohttp.ClientSession, mo
         LOG_LEVEL="WARNING",
     )
     argv = [str(ROOT / ".venv/bin/oms-connector"), "catalog-export", "run"]
+    cpu_before = cpu_seconds(pgdata, stub)
     started = time.perf_counter()
     process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     peak = 0
@@ -166,27 +206,94 @@ async def export_run(dsn: str, stub: Service, session: aiohttp.ClientSession, mo
             pass
         await asyncio.sleep(0.02)
     seconds = time.perf_counter() - started
+    await asyncio.sleep(0.2)  # the command's PostgreSQL backends exit after it
+    cpu_after = cpu_seconds(pgdata, stub)
+    cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_before}
     output = (process.stdout.read() if process.stdout else b"").decode(errors="replace").strip()
     async with session.get(stub.base_url + "/bench/counts") as response:
         counts = await response.json()
-    return Export(mode, size, seconds, peak / 2**20, counts["products"], counts["calls"], counts["twice"], output)
+    connection = await asyncpg.connect(dsn)
+    try:
+        export_seconds = await connection.fetchval(
+            "SELECT extract(epoch FROM finished_at - started_at) FROM catalog_export ORDER BY id DESC LIMIT 1"
+        )
+    finally:
+        await connection.close()
+    return Export(
+        mode,
+        size,
+        seconds,
+        peak / 2**20,
+        counts["products"],
+        counts["calls"],
+        counts["twice"],
+        output,
+        cpu,
+        float(export_seconds or 0),
+        counts["check_failures"],
+    )
+
+
+def cpu_seconds(pgdata: Path, stub: Service) -> dict[str, float]:
+    """Cumulative CPU seconds: the export command (this process's waited-for children: the stub still runs),
+    PostgreSQL (the postmaster, its live processes and the exited ones it waited for) and the stub OMS."""
+    import psutil
+
+    def own(process: Any) -> float:
+        try:
+            times = process.cpu_times()
+            return float(times.user + times.system)
+        except psutil.Error:
+            return 0.0
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    postmaster = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+    exited = postmaster.cpu_times()
+    pg = own(postmaster) + exited.children_user + exited.children_system
+    pg += sum(own(p) for p in postmaster.children(recursive=True))
+    assert stub.process is not None
+    return {
+        "connector": children.ru_utime + children.ru_stime,
+        "postgres": pg,
+        "stub": own(psutil.Process(stub.process.pid)),
+    }
+
+
+def request(n: int, prefix: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": f"{prefix}SKU-{n:07d}", "method": UPDATED, "params": product_params(n)}
 
 
 def json_baseline(size: int) -> float:
-    """Products/s of json.dumps over the same params, one core (the params built beforehand, as SQL rows are)."""
-    params = [product_params(n) for n in range(1, size + 1)]
+    """Products/s of json.dumps over the same JSON-RPC requests the export sends, one core (built beforehand, as
+    the catalog rows are)."""
+    requests = [request(n, "mdc-catalog-1-") for n in range(1, size + 1)]
     started = time.perf_counter()
-    for item in params:
+    for item in requests:
         json.dumps(item, separators=(",", ":"))
     return size / (time.perf_counter() - started)
 
 
+async def batch_ceiling(stub: Service, size: int, batch: int = 5000) -> float:
+    """Products/s of a bare aiohttp loop posting the same products, already encoded, as JSON-RPC batch requests of
+    ``batch`` calls to the same stub and reading each answer as JSON: what this stub and machine allow rpc-batch."""
+    bodies = [
+        ("[" + ",".join(json.dumps(request(n, "ceiling-")) for n in range(start, min(start + batch, size + 1))) + "]")
+        for start in range(1, size + 1, batch)
+    ]
+    async with aiohttp.ClientSession() as session:
+        started = time.perf_counter()
+        for body in bodies:
+            async with session.post(
+                stub.base_url + "/api/", data=body.encode(), headers={"Content-Type": "application/json"}
+            ) as answer:
+                answer.raise_for_status()
+                json.loads(await answer.read())
+        return size / (time.perf_counter() - started)
+
+
 async def post_baseline(stub: Service, calls: int, concurrency: int = 32) -> float:
     """Products/s of a bare aiohttp loop posting one JSON-RPC call per product to the same stub."""
-    bodies = iter(
-        json.dumps({"jsonrpc": "2.0", "id": f"raw-{n}", "method": UPDATED, "params": product_params(n)}).encode()
-        for n in range(1, calls + 1)
-    )
+    bodies = iter(json.dumps(request(n, "raw-")).encode() for n in range(1, calls + 1))
     url = stub.base_url + "/api/"
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -194,6 +301,7 @@ async def post_baseline(stub: Service, calls: int, concurrency: int = 32) -> flo
         async def client() -> None:
             for body in bodies:
                 async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as answer:
+                    answer.raise_for_status()
                     await answer.read()
 
         started = time.perf_counter()
@@ -230,28 +338,32 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
             await fill_catalog(dsn, size)
             print(f"  catalog filled with {size:,} products in {time.perf_counter() - started:.1f} s")
             for mode in modes:
-                result = await export_run(dsn, stub, session, mode, size)
+                result = await export_run(dsn, workdir / "pg", stub, session, mode, size)
                 results.append(result)
                 print(
                     f"  {mode:<9} {size:>9,} products: {result.seconds:7.1f} s, {result.rate:9,.0f} products/s, "
-                    f"peak RSS {result.peak_rss_mb:6.1f} MiB"
+                    f"peak RSS {result.peak_rss_mb:6.1f} MiB; CPU per 1000 products: {result.cpu_per_1000()}"
                 )
-                if result.products != size or result.calls != size or result.twice:
+                if result.products != size or result.calls != size or result.twice or result.check_failures:
                     failures.append(
                         f"{mode} {size}: the stub saw {result.products} products in {result.calls} calls "
-                        f"({result.twice} twice); the command said: {result.output[-500:]}"
+                        f"({result.twice} twice, {result.check_failures} failed checks); "
+                        f"the command said: {result.output[-500:]}"
                     )
         raw_json = json_baseline(min(max(sizes), 200_000))
+        ceiling = await batch_ceiling(stub, min(max(sizes), 200_000))
         raw_post = await post_baseline(stub, args.baseline_calls)
     print("baselines (same run)")
-    print(f"  raw json.dumps of the same params, one core      {raw_json:11,.0f} products/s")
-    print(f"  raw aiohttp POST loop, 32 connections, same stub {raw_post:11,.0f} products/s")
+    print(f"  raw json.dumps of the same JSON-RPC requests, one core  {raw_json:11,.0f} products/s")
+    print(f"  bare aiohttp loop of pre-encoded 5000-call batches      {ceiling:11,.0f} products/s (stub ceiling)")
+    print(f"  raw aiohttp POST loop, 32 connections, same stub        {raw_post:11,.0f} products/s")
     print("summary")
     for result in results:
         base, name = (raw_json, "raw JSON") if result.mode == "rpc-batch" else (raw_post, "raw POST loop")
+        extra = f", {result.rate / ceiling:5.3f}x the stub ceiling" if result.mode == "rpc-batch" else ""
         print(
             f"  {result.mode:<9} {result.size:>9,}: {result.rate:9,.0f} products/s = {result.rate / base:5.3f}x "
-            f"{name}; peak RSS {result.peak_rss_mb:.1f} MiB"
+            f"{name}{extra}; export alone {result.export_rate:9,.0f} products/s; peak RSS {result.peak_rss_mb:.1f} MiB"
         )
     for failure in failures:
         print(f"FAILED: {failure}")

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_LEEWAY_S = 30  # renew this long before the token's announced expiry
 MAX_CONNECTIONS = 64
+UNANSWERED = "the batch answer has no entry for this id"
 
 
 @dataclass(frozen=True)
@@ -137,14 +138,7 @@ class OmsClient:
         A failure of the whole exchange raises; a call the answer does not mention comes back as
         PeerUnavailable (it may be retried with the same id).
         """
-        body = ("[" + ",".join(call.wire() for call in calls) + "]").encode()
-        try:
-            response = await self._post(body)
-            self._reached()
-            items = _batch_items(response)
-        except PeerUnavailable as exc:
-            self.last_error = exc.message
-            raise
+        items = await self._exchange_batch(("[" + ",".join(call.wire() for call in calls) + "]").encode())
         by_id: dict[str, Any] = {}
         for item in items:
             if isinstance(item, dict) and "id" in item:
@@ -153,13 +147,45 @@ class OmsClient:
         for call in calls:
             item = by_id.get(call.id)
             if item is None:
-                outcomes[call.id] = PeerUnavailable("the batch answer has no entry for this id")
+                outcomes[call.id] = PeerUnavailable(UNANSWERED)
                 continue
             try:
                 outcomes[call.id] = _result_of(item)
             except PeerError as exc:
                 outcomes[call.id] = exc
         return outcomes
+
+    async def call_batch_encoded(self, body: str, ids: Sequence[str]) -> dict[str, PeerError]:
+        """Send a JSON-RPC batch request already encoded (``body``, calls with ``ids``); return only the calls that
+        failed, by id (the catalog export keeps no results: an empty answer means every call succeeded). A failure
+        of the whole exchange raises; a call the answer does not mention is PeerUnavailable."""
+        items = await self._exchange_batch(body.encode())
+        unanswered = set(ids)
+        failures: dict[str, PeerError] = {}
+        for item in items:
+            if not isinstance(item, dict) or "id" not in item:
+                continue
+            call_id = str(item["id"])
+            if call_id not in unanswered:
+                continue  # not one of ours, or answered twice: the first answer counts
+            unanswered.discard(call_id)
+            if item.get("error") or "result" not in item:
+                try:
+                    _result_of(item)
+                except PeerError as exc:
+                    failures[call_id] = exc
+        for call_id in unanswered:
+            failures[call_id] = PeerUnavailable(UNANSWERED)
+        return failures
+
+    async def _exchange_batch(self, body: bytes) -> list[Any]:
+        try:
+            response = await self._post(body)
+            self._reached()
+            return _batch_items(response)
+        except PeerUnavailable as exc:
+            self.last_error = exc.message
+            raise
 
     def _reached(self) -> None:
         """The OMS answered (whatever it said): it is reachable."""

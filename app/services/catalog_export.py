@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.clients.commerce import CommerceClient
-from app.clients.oms import OmsClient, RpcCall
+from app.clients.oms import OmsClient
 from app.clock import Clock
 from app.db import Database
 from app.errors import NotConfigured, NotFound, PeerRejected, PeerUnavailable
@@ -42,7 +42,8 @@ from app.workers import queries
 
 log = logging.getLogger(__name__)
 
-FLUSH_EVERY = 500  # acknowledged products recorded per statement
+FLUSH_EVERY = 500  # acknowledged products recorded per statement (single mode)
+RPC_BATCH_MAX = 5000  # calls per JSON-RPC batch request
 COMMERCE_PAGE_SIZE = 500  # products per GET /products page
 MAX_ERRORS_KEPT = 100
 POLL_S = 2.0
@@ -176,12 +177,14 @@ class CatalogExports:
 
 
 @dataclass(frozen=True)
-class Encoded:
-    """A product ready for the wire: its JSON-RPC request as text, and its params' fingerprint."""
+class Batch:
+    """A batch ready for the wire, in SKU order: each product's JSON-RPC request as text, and the fingerprint to
+    record once the OMS acknowledged it (None where the OMS already has these params)."""
 
-    sku: str
-    call: str
-    fingerprint: str
+    skus: list[str]
+    calls: list[str]
+    fingerprints: list[str | None]
+    next_cursor: str
 
 
 class _Run:
@@ -193,34 +196,44 @@ class _Run:
         self.settings = exports.settings
         assert exports.client is not None
         self.client: OmsClient = exports.client
-        self.acked: list[str] = []
+        self.acked: list[str] = []  # sent and answered, not yet recorded
         self.errors: list[dict[str, str]] = []
-        self.fingerprints: dict[str, str] = {}
 
     async def loop(self) -> None:
         async with self.exports.db.connect() as connection:
             state = (await connection.execute(queries.CATALOG_EXPORT_STATE, {"id": self.id})).one()
             attributes = (await connection.execute(queries.CATALOG_SETTING, {"key": ATTRIBUTES_KEY})).scalar()
         attributes = list(attributes if attributes is not None else self.settings.oms_product_attributes)
-        cursor, batch_size, mode = state.cursor, state.batch_size, state.send_mode
+        batch_size, mode = state.batch_size, state.send_mode
+        read = self._read_commerce if state.source == "commerce" else self._read_catalog
+        batch = await read(state.cursor, batch_size, attributes)
+        while batch is not None:
+            # The next batch is read while this one is on the wire (reading changes nothing the OMS has).
+            upcoming = asyncio.create_task(read(batch.next_cursor, batch_size, attributes))
+            try:
+                delivered = await self._deliver(batch, mode)
+            except BaseException:
+                upcoming.cancel()
+                raise
+            if not delivered:
+                upcoming.cancel()
+                return
+            batch = await upcoming
+        await self.exports._finish(self.id, "done", None)
+
+    async def _deliver(self, batch: Batch, mode: str) -> bool:
+        """Send what of ``batch`` the OMS has not acknowledged yet until it is all acknowledged, then record the
+        batch. False: the export failed (the OMS was unreachable for the retry window, or refused a batch request
+        as a whole)."""
         unavailable_since: datetime | None = None
         backoff = 1.0
-        read = self._read_commerce if state.source == "commerce" else self._read_catalog
         while True:
-            encoded, next_cursor = await read(cursor, batch_size, attributes)
-            if next_cursor is None:
-                await self.exports._finish(self.id, "done", None)
-                return
             async with self.exports.db.connect() as connection:
                 done_before = set(
                     (await connection.execute(queries.CATALOG_EXPORT_STATE, {"id": self.id})).one().batch_acked
                 )
             await self._update(queries.CATALOG_BATCH_STARTED, {})  # counted once per batch, even when resumed
-            calls: list[tuple[str, str]] = []  # (sku, its JSON-RPC request as text, encoded once)
-            for product in encoded:
-                self.fingerprints[product.sku] = product.fingerprint
-                if product.sku not in done_before:
-                    calls.append((product.sku, product.call))
+            calls = [(sku, call) for sku, call in zip(batch.skus, batch.calls, strict=True) if sku not in done_before]
             try:
                 if mode == "rpc-batch":
                     await self._send_batch(calls)
@@ -233,32 +246,45 @@ class _Run:
                 window = timedelta(hours=self.settings.oms_retry_window_hours)
                 if now - unavailable_since > window:
                     await self.exports._finish(self.id, "failed", f"the OMS was unreachable for {window}: {exc}")
-                    return
+                    return False
                 await self._update(queries.CATALOG_EXPORT_ERROR, {"error": exc.message})
                 await asyncio.sleep(min(backoff, BACKOFF_MAX_S))
                 backoff *= 2
                 continue
-            unavailable_since, backoff = None, 1.0
-            await self._flush()
-            await self._update(
-                queries.CATALOG_BATCH_ACKNOWLEDGED,
-                {
-                    "cursor": next_cursor,
-                    "read": len(encoded),
-                    "skus": list(self.fingerprints),
-                    "fingerprints": list(self.fingerprints.values()),
-                },
-            )
-            self.fingerprints.clear()
-            cursor = next_cursor
+            except PeerRejected as exc:  # the batch request itself (single mode records a product's refusal)
+                await self._flush()
+                await self.exports._finish(
+                    self.id, "failed", f"the OMS refused the batch request: {exc.message} (OMS_CATALOG_SEND_MODE)"
+                )
+                return False
+            await self._acknowledge(batch)
+            return True
 
-    async def _read_catalog(
-        self, cursor: str | None, batch_size: int, attributes: list[str]
-    ) -> tuple[list[Encoded], str | None]:
+    async def _acknowledge(self, batch: Batch) -> None:
+        """Record the batch as done in one statement: cursor, the products sent since the last flush, errors, and
+        the fingerprints that changed."""
+        sent, errors = len(self.acked), self.errors
+        self.acked, self.errors = [], []
+        changed = [(sku, fp) for sku, fp in zip(batch.skus, batch.fingerprints, strict=True) if fp is not None]
+        await self._update(
+            queries.CATALOG_BATCH_ACKNOWLEDGED,
+            {
+                "cursor": batch.next_cursor,
+                "read": len(batch.skus),
+                "sent": sent,
+                "errors": json.dumps(errors),
+                "error_count": len(errors),
+                "max_errors": MAX_ERRORS_KEPT,
+                "skus": [sku for sku, _ in changed],
+                "fingerprints": [fp for _, fp in changed],
+            },
+        )
+
+    async def _read_catalog(self, cursor: str | None, batch_size: int, attributes: list[str]) -> Batch | None:
         """The next batch of the connector's catalog table in SKU order, encoded by PostgreSQL (the same text as the
-        Python mapper's); the new cursor is its last SKU (None: the catalog is exhausted)."""
+        Python mapper's); None once the catalog is exhausted."""
         async with self.exports.db.connect() as connection:
-            rows = (
+            row = (
                 await connection.execute(
                     queries.CATALOG_BATCH_ENCODED,
                     {
@@ -270,12 +296,12 @@ class _Run:
                         "method": PRODUCT_UPDATED,
                     },
                 )
-            ).all()
-        return [Encoded(row.sku, row.call, row.fingerprint) for row in rows], (rows[-1].sku if rows else None)
+            ).one()
+        if not row.skus:
+            return None
+        return Batch(row.skus, row.calls, row.fingerprints, row.skus[-1])
 
-    async def _read_commerce(
-        self, cursor: str | None, batch_size: int, attributes: list[str]
-    ) -> tuple[list[Encoded], str | None]:
+    async def _read_commerce(self, cursor: str | None, batch_size: int, attributes: list[str]) -> Batch | None:
         """The next batch from Adobe Commerce (GET /products by entity id, pages of COMMERCE_PAGE_SIZE), kept in the
         connector's catalog as it goes; the cursor is the next page number (None: past the last page). A product
         Adobe Commerce returns that cannot be read is listed as an error, not sent."""
@@ -300,17 +326,19 @@ class _Run:
                 exhausted = True
                 break
         if not products and exhausted:
-            return [], None
+            return None
         async with self.exports.db.connect() as connection:
             entries = await self.exports.catalog.store_for_export(
                 connection, products, attributes, self.exports.clock.now()
             )
         locale = self.settings.oms_product_locale
         texts = [(entry.sku, encode(product_params(entry, attributes, locale))) for entry in entries]
-        return [
-            Encoded(sku, encoded_request(self._call_id(sku), PRODUCT_UPDATED, text), fingerprint(text))
-            for sku, text in texts
-        ], str(page)
+        return Batch(
+            [sku for sku, _ in texts],
+            [encoded_request(self._call_id(sku), PRODUCT_UPDATED, text) for sku, text in texts],
+            [fingerprint(text) for _, text in texts],
+            str(page),
+        )
 
     async def _send_single(self, calls: Sequence[tuple[str, str]]) -> None:
         """One call per product, OMS_CATALOG_CONCURRENCY at a time; the first unavailability stops the batch (the
@@ -340,23 +368,27 @@ class _Run:
             raise next((f for f in failure if isinstance(f, ExportStopped)), failure[0])
 
     async def _send_batch(self, calls: Sequence[tuple[str, str]]) -> None:
-        """One JSON-RPC batch request for the batch (chunks of at most 5,000 calls)."""
-        for start in range(0, len(calls), 5000):
-            chunk = calls[start : start + 5000]
-            rpc = [RpcCall(self._call_id(sku), PRODUCT_UPDATED, encoded_call=call) for sku, call in chunk]
-            outcomes = await self.client.call_batch(rpc)
+        """One JSON-RPC batch request for the batch (chunks of at most RPC_BATCH_MAX calls). A complete answer is
+        recorded with the batch (one statement); a partial one is flushed, so only the missing calls are sent again."""
+        for start in range(0, len(calls), RPC_BATCH_MAX):
+            chunk = calls[start : start + RPC_BATCH_MAX]
+            ids = [self._call_id(sku) for sku, _ in chunk]
+            failures = await self.client.call_batch_encoded("[" + ",".join(call for _, call in chunk) + "]", ids)
+            if not failures:
+                self.acked.extend(sku for sku, _ in chunk)
             unavailable = None
-            for (sku, _), call in zip(chunk, rpc, strict=True):
-                outcome = outcomes[call.id]
-                if isinstance(outcome, PeerUnavailable):
-                    unavailable = outcome
+            for (sku, _), call_id in zip(chunk if failures else (), ids, strict=False):
+                failure = failures.get(call_id)
+                if isinstance(failure, PeerUnavailable):
+                    unavailable = failure
                     continue
-                if isinstance(outcome, PeerRejected):
-                    self._error(sku, outcome.message)
-                self.acked.append(sku)  # the whole answer is in: recorded in one statement below
-            await self._flush()
+                if failure is not None:
+                    self._error(sku, failure.message)
+                self.acked.append(sku)
             if unavailable is not None:
                 raise unavailable
+            if start + RPC_BATCH_MAX < len(calls):
+                await self._flush()  # more chunks to go: what this one acknowledged must not be sent again
 
     def _call_id(self, sku: str) -> str:
         return f"{self.settings.oms_application_id}-catalog-{self.id}-{sku}"

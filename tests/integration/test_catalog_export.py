@@ -42,6 +42,8 @@ class Oms:
         self.refuse: set[str] = set()
         self.after_calls: tuple[int, asyncio.Event] | None = None
         self.delay_s = 0.0  # per call: an OMS slower than the database, as real ones are
+        self.unanswered_once: set[str] = set()  # SKUs a batch answer leaves out the first time
+        self.refuse_batches = False  # HTTP 400 to any JSON-RPC batch request
 
     def answer(self, call: dict[str, Any]) -> dict[str, Any]:
         sku = call["params"]["product"]["sku"]
@@ -54,8 +56,13 @@ class Oms:
         self.requests += 1
         document = json.loads(request.content)
         if isinstance(document, list):
+            if self.refuse_batches:
+                return httpx.Response(400, text="batch requests are not supported")
             self.batch_sizes.append(len(document))
-            return httpx.Response(200, json=[self.answer(call) for call in document])
+            answers = [self.answer(call) for call in document]
+            left_out = {call["id"] for call in document if call["params"]["product"]["sku"] in self.unanswered_once}
+            self.unanswered_once -= {call["params"]["product"]["sku"] for call in document}
+            return httpx.Response(200, json=[answer for answer in answers if answer["id"] not in left_out])
         answer = self.answer(document)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
@@ -130,6 +137,42 @@ class TestRpcBatchMode:
         assert stub.batch_sizes == [100, 100, 50] and stub.requests == 3
         assert stub.received == Counter(dict.fromkeys(catalog, 1))
         assert view["send_mode"] == "rpc-batch" and view["batches_acknowledged"] == 3
+
+    async def test_calls_a_batch_answer_leaves_out_are_sent_again_alone_and_refusals_are_listed(
+        self, client: httpx.AsyncClient, stub: Oms, catalog: list[str]
+    ) -> None:
+        stub.unanswered_once = {"SKU-00010", "SKU-00150"}
+        stub.refuse = {"SKU-00020"}
+        await client.post("/catalog/exports", headers=operator_headers())
+        view = await wait_for_status(client, "done")
+        # the first two batches were each sent again with only the call left out, under the same id
+        assert stub.batch_sizes == [100, 1, 100, 1, 50]
+        assert stub.received == Counter({**dict.fromkeys(catalog, 1), "SKU-00010": 2, "SKU-00150": 2})
+        assert len(set(stub.ids["SKU-00010"])) == 1
+        assert (view["batches_sent"], view["batches_acknowledged"], view["products_sent"]) == (3, 3, PRODUCTS)
+        assert [error["sku"] for error in view["errors"]] == ["SKU-00020"] and view["error_count"] == 1
+
+    async def test_an_oms_refusing_batch_requests_fails_the_export_and_says_which_setting(
+        self, client: httpx.AsyncClient, stub: Oms, catalog: list[str]
+    ) -> None:
+        stub.refuse_batches = True
+        await client.post("/catalog/exports", headers=operator_headers())
+        view = await wait_for_status(client, "failed")
+        assert "refused the batch request" in view["last_error"] and "OMS_CATALOG_SEND_MODE" in view["last_error"]
+        assert "HTTP 400" in view["last_error"] and view["batches_acknowledged"] == 0
+
+    async def test_exporting_an_unchanged_catalog_again_writes_no_product_row(
+        self, client: httpx.AsyncClient, stub: Oms, catalog: list[str], raw: asyncpg.Connection
+    ) -> None:
+        await client.post("/catalog/exports", headers=operator_headers())
+        await wait_for_status(client, "done")
+        versions = await raw.fetch("SELECT sku, xmin::text AS version, exported_fingerprint FROM catalog_product")
+        await client.post("/catalog/exports", headers=operator_headers())
+        view = await wait_for_status(client, "done")
+        assert view["products_sent"] == PRODUCTS and stub.received == Counter(dict.fromkeys(catalog, 2))
+        # the OMS already had every product's params: no fingerprint to record, no row version written
+        again = await raw.fetch("SELECT sku, xmin::text AS version, exported_fingerprint FROM catalog_product")
+        assert sorted(map(tuple, again)) == sorted(map(tuple, versions))
 
 
 async def test_one_export_at_a_time_and_a_scheduled_one_is_run_by_the_workers(

@@ -55,7 +55,7 @@ async def test_postgres_encodes_each_product_as_the_python_mapper_does(
         ],
     )
     async with runtime.db.connect() as connection:
-        rows = (
+        batch = (
             await connection.execute(
                 queries.CATALOG_BATCH_ENCODED,
                 {
@@ -67,12 +67,12 @@ async def test_postgres_encodes_each_product_as_the_python_mapper_does(
                     "method": "magento.catalog.product_management.updated",
                 },
             )
-        ).all()
+        ).one()
     by_sku = {entry.sku: entry for entry in entries}
-    assert len(rows) == len(entries)
-    for row in rows:
-        expected = encode(product_params(by_sku[row.sku], attributes, locale))
-        call = encoded_request(f"mdc-catalog-7-{row.sku}", "magento.catalog.product_management.updated", expected)
-        assert json.loads(row.call) == json.loads(call)  # the same request (the id may be escaped differently)
-        assert row.call.endswith(f',"params":{expected}}}')  # and the params byte for byte
-        assert row.fingerprint == fingerprint(expected)
+    assert sorted(batch.skus) == sorted(by_sku)
+    for sku, sent, recorded in zip(batch.skus, batch.calls, batch.fingerprints, strict=True):
+        expected = encode(product_params(by_sku[sku], attributes, locale))
+        call = encoded_request(f"mdc-catalog-7-{sku}", "magento.catalog.product_management.updated", expected)
+        assert json.loads(sent) == json.loads(call)  # the same request (the id may be escaped differently)
+        assert sent.endswith(f',"params":{expected}}}')  # and the params byte for byte
+        assert recorded == fingerprint(expected)  # never exported: the fingerprint to record

@@ -439,3 +439,43 @@ async def test_a_batch_with_numeric_ids_in_the_answer_is_matched_as_text(router,
     router.post(OMS_URL).mock(return_value=httpx.Response(200, json=[{"id": 7, "result": "x"}]))
     outcomes = await client.call_batch([RpcCall(id="7", method=METHOD, params={})])
     assert outcomes == {"7": "x"}
+
+
+async def test_an_encoded_batch_is_sent_as_is_and_only_the_failed_calls_come_back(router, client):
+    route = router.post(OMS_URL).mock(
+        return_value=httpx.Response(
+            200,
+            json=[
+                {"jsonrpc": "2.0", "id": "a", "result": []},
+                {"jsonrpc": "2.0", "id": "b", "result": None, "error": "unknown attribute"},
+                {"jsonrpc": "2.0", "id": "b", "result": []},  # answered twice: the first answer counts
+                {"jsonrpc": "2.0", "id": "z", "result": []},  # not ours: ignored
+                {"jsonrpc": "2.0", "id": "d", "error": ""},  # the Go peer's success: no result member
+                "junk",
+                {"jsonrpc": "2.0", "id": "e", "result": {}, "error": ""},
+            ],
+        )
+    )
+    body = '[{"jsonrpc":"2.0","id":"a","method":"m","params":{"p":1}},{"jsonrpc":"2.0","id":"b","method":"m"}]'
+
+    failures = await client.call_batch_encoded(body, ["a", "b", "c", "d", "e"])
+
+    assert route.calls.last.request.content == body.encode()  # byte for byte
+    assert set(failures) == {"b", "c", "d"}
+    assert isinstance(failures["b"], PeerRejected) and "unknown attribute" in failures["b"].message
+    assert isinstance(failures["c"], PeerUnavailable)  # not in the answer: may be sent again with its id
+    assert isinstance(failures["d"], PeerRejected) and "no result" in failures["d"].message
+
+
+async def test_an_encoded_batch_answered_with_a_5xx_or_a_single_object_raises(router, client):
+    router.post(OMS_URL).mock(
+        side_effect=[
+            httpx.Response(503),
+            httpx.Response(200, json={"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "no"}}),
+        ]
+    )
+    with pytest.raises(PeerUnavailable):
+        await client.call_batch_encoded("[]", ["a"])
+    assert client.last_error is not None
+    with pytest.raises(PeerRejected, match="no"):
+        await client.call_batch_encoded("[]", ["a"])
