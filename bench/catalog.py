@@ -5,11 +5,15 @@ on 127.0.0.1 only, with a throw-away embedded PostgreSQL (deleted at the end, al
              products with a name and two configured attributes, one in ten disabled).
   export     per send mode and size: `oms-connector catalog-export run` (a subprocess, OMS_CATALOG_BATCH_SIZE=5000)
              exports the first S products (the catalog table holds exactly S for that run) to a stub OMS
-             subprocess (`--serve-stub-oms`: aiohttp, answers every call, counts products per SKU). Timed from the
-             command's start to its end; peak RSS of the command sampled every 20 ms. Checked: the stub received
-             each product exactly once.
-  baselines  raw JSON encoding of the same products' params (json.dumps, one core, in this process) — the rpc-batch
-             mode's reference; and a raw aiohttp POST loop (32 concurrent keep-alive connections, one JSON-RPC call
+             subprocess (`--serve-stub-oms`: aiohttp, answers every call, counts calls per JSON-RPC id; it scans
+             the body for the ids and parses one request in ten to check the scan, see serve_stub_oms). Timed from
+             the command's start to its end (and, as "export alone", from the export's recorded start to its
+             finish: no process start-up); peak RSS of the command sampled every 20 ms; CPU per 1000 products of
+             the command, PostgreSQL and the stub. Checked: the stub received each product exactly once.
+  baselines  raw JSON encoding of the same products' JSON-RPC requests (json.dumps, one core, in this process) —
+             the rpc-batch mode's reference; a bare aiohttp loop posting the same products pre-encoded as
+             5000-call batch requests to the same stub (what this stub and machine allow rpc-batch, shown as a
+             second ratio); and a raw aiohttp POST loop (32 concurrent keep-alive connections, one JSON-RPC call
              per product) against the same stub — the client-side ceiling, the single mode's reference.
 
 Figures and ratios are printed, never asserted; exit status 1 when a product was missing or sent twice.
