@@ -12,9 +12,9 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from authlib.integrations.httpx_client import AsyncOAuth2Client
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 TOKEN_LEEWAY_S = 30  # renew this long before the token's announced expiry
 MAX_CONNECTIONS = 64
 UNANSWERED = "the batch answer has no entry for this id"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -123,14 +124,8 @@ class OmsClient:
         encoded_call: str | None = None,
     ) -> Any:
         """Send one call; return its ``result``. Raises PeerUnavailable or PeerRejected."""
-        try:
-            body = RpcCall(request_id, method, params, encoded_params, encoded_call).wire().encode()
-            response = await self._post(body)
-            self._reached()
-            return _single_result(response)
-        except PeerUnavailable as exc:
-            self.last_error = exc.message
-            raise
+        body = RpcCall(request_id, method, params, encoded_params, encoded_call).wire().encode()
+        return await self._exchange(body, _single_result)
 
     async def call_batch(self, calls: Sequence[RpcCall]) -> dict[str, Any | PeerError]:
         """Send ``calls`` as one JSON-RPC batch; map each id to its result or its error.
@@ -138,7 +133,7 @@ class OmsClient:
         A failure of the whole exchange raises; a call the answer does not mention comes back as
         PeerUnavailable (it may be retried with the same id).
         """
-        items = await self._exchange_batch(("[" + ",".join(call.wire() for call in calls) + "]").encode())
+        items = await self._exchange(("[" + ",".join(call.wire() for call in calls) + "]").encode(), _batch_items)
         by_id: dict[str, Any] = {}
         for item in items:
             if isinstance(item, dict) and "id" in item:
@@ -159,7 +154,7 @@ class OmsClient:
         """Send a JSON-RPC batch request already encoded (``body``, calls with ``ids``); return only the calls that
         failed, by id (the catalog export keeps no results: an empty answer means every call succeeded). A failure
         of the whole exchange raises; a call the answer does not mention is PeerUnavailable."""
-        items = await self._exchange_batch(body.encode())
+        items = await self._exchange(body.encode(), _batch_items)
         unanswered = set(ids)
         failures: dict[str, PeerError] = {}
         for item in items:
@@ -178,11 +173,12 @@ class OmsClient:
             failures[call_id] = PeerUnavailable(UNANSWERED)
         return failures
 
-    async def _exchange_batch(self, body: bytes) -> list[Any]:
+    async def _exchange(self, body: bytes, read: Callable[[httpx.Response], T]) -> T:
+        """Post ``body`` and read the answer; whether the OMS could be reached is kept for /integration."""
         try:
             response = await self._post(body)
             self._reached()
-            return _batch_items(response)
+            return read(response)
         except PeerUnavailable as exc:
             self.last_error = exc.message
             raise

@@ -21,7 +21,7 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +31,7 @@ from app.clients.commerce import CommerceClient
 from app.clients.oms import OmsClient
 from app.clock import Clock
 from app.db import Database
-from app.errors import NotConfigured, NotFound, PeerRejected, PeerUnavailable
+from app.errors import NotConfigured, NotFound, PeerError, PeerRejected, PeerUnavailable
 from app.mappers.product_to_mcom import PRODUCT_UPDATED, encode, fingerprint, product_params
 from app.protocol.commerce_product import CommerceProduct
 from app.protocol.jsonrpc import encoded_request
@@ -185,6 +185,7 @@ class Batch:
     calls: list[str]
     fingerprints: list[str | None]
     next_cursor: str
+    unreadable: list[dict[str, str]] = field(default_factory=list)  # products the source gave that cannot be sent
 
 
 class _Run:
@@ -263,7 +264,7 @@ class _Run:
     async def _acknowledge(self, batch: Batch) -> None:
         """Record the batch as done in one statement: cursor, the products sent since the last flush, errors, and
         the fingerprints that changed."""
-        sent, errors = len(self.acked), self.errors
+        sent, errors = len(self.acked), [*batch.unreadable, *self.errors]
         self.acked, self.errors = [], []
         changed = [(sku, fp) for sku, fp in zip(batch.skus, batch.fingerprints, strict=True) if fp is not None]
         await self._update(
@@ -310,6 +311,7 @@ class _Run:
         page_size = min(COMMERCE_PAGE_SIZE, batch_size)
         page = int(cursor or "1")
         products: list[CommerceProduct] = []
+        unreadable: list[dict[str, str]] = []
         exhausted = False
         while len(products) < batch_size:
             found = await commerce.products_page(page, page_size)
@@ -320,12 +322,13 @@ class _Run:
                 try:
                     products.append(CommerceProduct.model_validate(item))
                 except ValidationError as exc:
-                    self._error(str(item.get("sku", "?")), f"unreadable in Adobe Commerce's answer: {exc}")
+                    sku = str(item.get("sku", "?"))
+                    unreadable.append(_error(sku, f"unreadable in Adobe Commerce's answer: {exc}"))
             page += 1
             if (page - 1) * page_size >= found.total_count:
                 exhausted = True
                 break
-        if not products and exhausted:
+        if not products and not unreadable and exhausted:
             return None
         async with self.exports.db.connect() as connection:
             entries = await self.exports.catalog.store_for_export(
@@ -338,6 +341,7 @@ class _Run:
             [encoded_request(self._call_id(sku), PRODUCT_UPDATED, text) for sku, text in texts],
             [fingerprint(text) for _, text in texts],
             str(page),
+            unreadable,
         )
 
     async def _send_single(self, calls: Sequence[tuple[str, str]]) -> None:
@@ -374,27 +378,35 @@ class _Run:
             chunk = calls[start : start + RPC_BATCH_MAX]
             ids = [self._call_id(sku) for sku, _ in chunk]
             failures = await self.client.call_batch_encoded("[" + ",".join(call for _, call in chunk) + "]", ids)
-            if not failures:
+            if failures:
+                self._record_failures(chunk, ids, failures)
+            else:  # the usual answer: every call succeeded
                 self.acked.extend(sku for sku, _ in chunk)
-            unavailable = None
-            for (sku, _), call_id in zip(chunk if failures else (), ids, strict=False):
-                failure = failures.get(call_id)
-                if isinstance(failure, PeerUnavailable):
-                    unavailable = failure
-                    continue
-                if failure is not None:
-                    self._error(sku, failure.message)
-                self.acked.append(sku)
-            if unavailable is not None:
-                raise unavailable
             if start + RPC_BATCH_MAX < len(calls):
                 await self._flush()  # more chunks to go: what this one acknowledged must not be sent again
+
+    def _record_failures(
+        self, chunk: Sequence[tuple[str, str]], ids: Sequence[str], failures: dict[str, PeerError]
+    ) -> None:
+        """A batch answer with failures: refusals are listed (and count as answered); calls the OMS could not
+        answer are not recorded, so they are sent again (same ids) once what was answered is flushed."""
+        unavailable = None
+        for (sku, _), call_id in zip(chunk, ids, strict=True):
+            failure = failures.get(call_id)
+            if isinstance(failure, PeerUnavailable):
+                unavailable = failure
+                continue
+            if failure is not None:
+                self._error(sku, failure.message)
+            self.acked.append(sku)
+        if unavailable is not None:
+            raise unavailable
 
     def _call_id(self, sku: str) -> str:
         return f"{self.settings.oms_application_id}-catalog-{self.id}-{sku}"
 
     def _error(self, sku: str, message: str) -> None:
-        self.errors.append({"sku": sku, "error": message[:500]})
+        self.errors.append(_error(sku, message))
 
     async def _acked(self, sku: str) -> None:
         self.acked.append(sku)
@@ -427,6 +439,10 @@ class _Run:
             ).first()
         if row is None:
             raise ExportStopped
+
+
+def _error(sku: str, message: str) -> dict[str, str]:
+    return {"sku": sku, "error": message[:500]}
 
 
 def _view(row: Any, now: datetime) -> CatalogExportView:

@@ -317,3 +317,17 @@ class TestFromAdobeCommerce:
         # TEE's children came in the second batch: TEE goes again, as a product event, with them.
         payload = await raw.fetchval("SELECT payload FROM message WHERE topic = $1 AND lane = 'product/TEE'", UPDATED)
         assert json.loads(payload)["product"]["children_skus"] == ["TEE-S", "TEE-M"]
+
+    async def test_a_last_page_of_only_unreadable_products_is_still_reported(
+        self, client: httpx.AsyncClient, stub: Oms, store: StubCommerce
+    ) -> None:
+        store.products = [
+            *({"id": n, "sku": f"P-{n:02d}", "name": f"Product {n}", "type_id": "simple", "status": 1}
+              for n in range(1, 11)),
+            {"id": 11, "sku": "", "name": "broken", "type_id": "simple"},  # no SKU: unreadable
+        ]  # fmt: skip
+        await client.post("/catalog/exports", headers=operator_headers())
+        view = await wait_for_status(client, "done")
+        assert len(stub.received) == 10 and view["products_read"] == 10
+        assert view["error_count"] == 1 and view["errors"][0]["sku"] == ""
+        assert "unreadable" in view["errors"][0]["error"]
