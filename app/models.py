@@ -357,7 +357,8 @@ class BundleSourcingRule(Base):
 
 class CatalogProduct(Base):
     """The connector's own catalog: each product as the store last posted it (or as a CSV row gave it), reduced to
-    what the OMS receives, and the fingerprint of what was last exported (change detection)."""
+    what the OMS receives. ``params``/``fingerprint`` are those fields encoded as the OMS receives them, kept by a
+    trigger (migration 0008) for the settings ``encoded_for`` names, so a full export reads them ready to send."""
 
     __tablename__ = "catalog_product"
 
@@ -371,7 +372,9 @@ class CatalogProduct(Base):
     child_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default=text("'{}'::bigint[]"))
     custom_attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     website_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default=text("'{}'::integer[]"))
-    exported_fingerprint: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[str | None] = mapped_column(Text)
+    fingerprint: Mapped[str | None] = mapped_column(Text)
+    encoded_for: Mapped[str | None] = mapped_column(Text)
     exports: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     export_message_id: Mapped[int | None] = mapped_column(BigInteger)
     exported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -379,6 +382,17 @@ class CatalogProduct(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_catalog_product_child_ids", "child_ids", postgresql_using="gin"),)
+
+
+class CatalogProductExported(Base):
+    """The fingerprint of the params the OMS last acknowledged per product (change detection): narrow and half-full
+    pages, so a full export records five thousand of them cheaply (HOT updates)."""
+
+    __tablename__ = "catalog_product_exported"
+    __table_args__ = ({"postgresql_with": {"fillfactor": 50}},)
+
+    sku: Mapped[str] = mapped_column(Text, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(Text)
 
 
 class CatalogSetting(Base):

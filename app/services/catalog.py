@@ -33,6 +33,7 @@ from app.workers import queries
 from app.workers.outbox import OMS_CHANNEL, Outbox
 
 ATTRIBUTES_KEY = "product_attributes"
+LOCALE_KEY = "product_locale"  # OMS_PRODUCT_LOCALE as the catalog trigger reads it (migration 0008)
 SHIPPING_METHODS_KEY = "shipping_methods"
 
 
@@ -50,9 +51,14 @@ class CatalogService:
     # --- settings --------------------------------------------------------------------------------------------
     async def seed(self) -> None:
         """OMS_PRODUCT_ATTRIBUTES / OMS_SHIPPING_METHODS where the database has no value yet (an operator's PUT
-        is never undone by a restart); the shipping methods in force are exported if they never were."""
+        is never undone by a restart); OMS_PRODUCT_LOCALE, which only the environment sets; the shipping methods in
+        force are exported if they never were."""
         now = self.clock.now()
         async with self.db.connect() as connection:
+            await connection.execute(
+                queries.SET_CATALOG_SETTING,
+                {"key": LOCALE_KEY, "value": json.dumps(self.settings.oms_product_locale), "now": now},
+            )
             for key, value in (
                 (ATTRIBUTES_KEY, self.settings.oms_product_attributes),
                 (SHIPPING_METHODS_KEY, [m.model_dump() for m in self.settings.oms_shipping_methods]),

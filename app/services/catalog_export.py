@@ -15,12 +15,13 @@ stays flat: one batch is read at a time (keyset pagination, never OFFSET).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -199,6 +200,7 @@ class _Run:
         self.client: OmsClient = exports.client
         self.acked: list[str] = []  # sent and answered, not yet recorded
         self.errors: list[dict[str, str]] = []
+        self.recording: asyncio.Task[None] | None = None  # the last batch's record, written in the background
 
     async def loop(self) -> None:
         async with self.exports.db.connect() as connection:
@@ -208,33 +210,37 @@ class _Run:
         batch_size, mode = state.batch_size, state.send_mode
         read = self._read_commerce if state.source == "commerce" else self._read_catalog
         batch = await read(state.cursor, batch_size, attributes)
-        while batch is not None:
-            # The next batch is read while this one is on the wire (reading changes nothing the OMS has).
-            upcoming = asyncio.create_task(read(batch.next_cursor, batch_size, attributes))
-            try:
-                delivered = await self._deliver(batch, mode)
-            except BaseException:
-                upcoming.cancel()
-                raise
-            if not delivered:
-                upcoming.cancel()
-                return
-            batch = await upcoming
+        if batch is not None:
+            await self._update(queries.CATALOG_BATCH_STARTED, {})  # counted once, even when resumed
+        done = set(state.batch_acked)  # of a batch a stopped process left half-recorded
+        try:
+            while batch is not None:
+                # The next batch is read while this one is on the wire (reading changes nothing the OMS has), and
+                # this one is recorded while the next is on the wire (below).
+                upcoming = asyncio.create_task(read(batch.next_cursor, batch_size, attributes))
+                try:
+                    delivered = await self._alongside_record(self._deliver(batch, mode, done))
+                    following = await upcoming if delivered else None
+                finally:
+                    upcoming.cancel()
+                if not delivered:
+                    return
+                await self._settle()
+                self._record(batch, opens_next=following is not None)
+                batch, done = following, set()
+            await self._settle()
+        finally:
+            await self._settle_quietly()
         await self.exports._finish(self.id, "done", None)
 
-    async def _deliver(self, batch: Batch, mode: str) -> bool:
-        """Send what of ``batch`` the OMS has not acknowledged yet until it is all acknowledged, then record the
-        batch. False: the export failed (the OMS was unreachable for the retry window, or refused a batch request
-        as a whole)."""
+    async def _deliver(self, batch: Batch, mode: str, done: set[str]) -> bool:
+        """Send what of ``batch`` the OMS has not acknowledged yet (``done``: recorded by a process that stopped)
+        until it is all acknowledged. False: the export failed (the OMS was unreachable for the retry window, or
+        refused a batch request as a whole)."""
         unavailable_since: datetime | None = None
         backoff = 1.0
         while True:
-            async with self.exports.db.connect() as connection:
-                done_before = set(
-                    (await connection.execute(queries.CATALOG_EXPORT_STATE, {"id": self.id})).one().batch_acked
-                )
-            await self._update(queries.CATALOG_BATCH_STARTED, {})  # counted once per batch, even when resumed
-            calls = [(sku, call) for sku, call in zip(batch.skus, batch.calls, strict=True) if sku not in done_before]
+            calls = [(sku, call) for sku, call in zip(batch.skus, batch.calls, strict=True) if sku not in done]
             try:
                 if mode == "rpc-batch":
                     await self._send_batch(calls)
@@ -251,6 +257,9 @@ class _Run:
                 await self._update(queries.CATALOG_EXPORT_ERROR, {"error": exc.message})
                 await asyncio.sleep(min(backoff, BACKOFF_MAX_S))
                 backoff *= 2
+                async with self.exports.db.connect() as connection:
+                    state = (await connection.execute(queries.CATALOG_EXPORT_STATE, {"id": self.id})).one()
+                done = set(state.batch_acked)
                 continue
             except PeerRejected as exc:  # the batch request itself (single mode records a product's refusal)
                 await self._flush()
@@ -258,28 +267,57 @@ class _Run:
                     self.id, "failed", f"the OMS refused the batch request: {exc.message} (OMS_CATALOG_SEND_MODE)"
                 )
                 return False
-            await self._acknowledge(batch)
             return True
 
-    async def _acknowledge(self, batch: Batch) -> None:
-        """Record the batch as done in one statement: cursor, the products sent since the last flush, errors, and
-        the fingerprints that changed."""
+    def _record(self, batch: Batch, *, opens_next: bool) -> None:
+        """Record the acknowledged batch in one statement (cursor, the products sent since the last flush, errors,
+        the fingerprints that changed; the next batch opened) in the background: the next batch goes on the wire
+        meanwhile. Every other write waits for it (``_settle``), so records stay in order; a process that dies
+        before it commits sends the batch again, under the same ids, as any unrecorded product."""
         sent, errors = len(self.acked), [*batch.unreadable, *self.errors]
         self.acked, self.errors = [], []
         changed = [(sku, fp) for sku, fp in zip(batch.skus, batch.fingerprints, strict=True) if fp is not None]
-        await self._update(
-            queries.CATALOG_BATCH_ACKNOWLEDGED,
-            {
-                "cursor": batch.next_cursor,
-                "read": len(batch.skus),
-                "sent": sent,
-                "errors": json.dumps(errors),
-                "error_count": len(errors),
-                "max_errors": MAX_ERRORS_KEPT,
-                "skus": [sku for sku, _ in changed],
-                "fingerprints": [fp for _, fp in changed],
-            },
-        )
+        params = {
+            "cursor": batch.next_cursor,
+            "opens_next": opens_next,
+            "read": len(batch.skus),
+            "sent": sent,
+            "errors": json.dumps(errors),
+            "error_count": len(errors),
+            "max_errors": MAX_ERRORS_KEPT,
+            "skus": [sku for sku, _ in changed],
+            "fingerprints": [fp for _, fp in changed],
+        }
+        self.recording = asyncio.create_task(self._execute(queries.CATALOG_BATCH_ACKNOWLEDGED, params))
+
+    async def _alongside_record(self, sending: Coroutine[Any, Any, bool]) -> bool:
+        """Run ``sending`` while the previous batch is recorded; stop it if the record fails (the export was
+        canceled or taken over meanwhile: not a batch more is sent)."""
+        task, recording = asyncio.create_task(sending), self.recording
+        if recording is not None:  # (``sending`` may settle it itself: it flushes on failures)
+            try:
+                await asyncio.wait({task, recording}, return_when=asyncio.FIRST_EXCEPTION)
+            except BaseException:  # this run is canceled (shutdown): so is its sending
+                task.cancel()
+                raise
+            if recording.done() and recording.exception() is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await recording  # raises the record's failure
+        return await task
+
+    async def _settle(self) -> None:
+        """Wait for the batch being recorded in the background; its failure (canceled, taken over, database) is
+        this run's."""
+        recording, self.recording = self.recording, None
+        if recording is not None:
+            await recording
+
+    async def _settle_quietly(self) -> None:
+        """On the way out after another failure: let a record under way finish, without masking that failure."""
+        with contextlib.suppress(Exception):
+            await self._settle()
 
     async def _read_catalog(self, cursor: str | None, batch_size: int, attributes: list[str]) -> Batch | None:
         """The next batch of the connector's catalog table in SKU order, encoded by PostgreSQL (the same text as the
@@ -289,7 +327,7 @@ class _Run:
                 await connection.execute(
                     queries.CATALOG_BATCH_ENCODED,
                     {
-                        "cursor": cursor,
+                        "after": cursor or "",
                         "limit": batch_size,
                         "attributes": attributes,
                         "locale": self.settings.oms_product_locale,
@@ -423,6 +461,10 @@ class _Run:
         )
 
     async def _update(self, statement: Any, params: dict[str, Any]) -> None:
+        await self._settle()
+        await self._execute(statement, params)
+
+    async def _execute(self, statement: Any, params: dict[str, Any]) -> None:
         now = self.exports.clock.now()
         async with self.exports.db.connect() as connection:
             row = (

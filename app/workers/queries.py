@@ -740,13 +740,29 @@ PARENTS_OF_PRODUCT = text(
 
 SET_PRODUCT_CHILDREN = text("UPDATE catalog_product SET children_skus = CAST(:children AS text[]) WHERE sku = :sku")
 
-LOCK_PRODUCT_EXPORT = text("SELECT exported_fingerprint, exports FROM catalog_product WHERE sku = :sku FOR UPDATE")
+LOCK_PRODUCT_EXPORT = text(
+    """
+    SELECT e.fingerprint AS exported_fingerprint, p.exports
+      FROM catalog_product p LEFT JOIN catalog_product_exported e ON e.sku = p.sku
+     WHERE p.sku = :sku
+       FOR UPDATE OF p
+    """
+)
+
+# What the OMS was sent last for a product (change detection compares against it).
+_RECORD_EXPORTED = """
+    INSERT INTO catalog_product_exported AS e (sku, fingerprint)
+    SELECT * FROM unnest(CAST(:skus AS text[]), CAST(:fingerprints AS text[]))
+    ON CONFLICT (sku) DO UPDATE SET fingerprint = excluded.fingerprint
+"""
 
 SET_PRODUCT_EXPORTED = text(
     """
-    UPDATE catalog_product
-       SET exported_fingerprint = :fingerprint, exports = exports + 1, export_message_id = :message_id,
-           exported_at = :now
+    WITH recorded AS (
+        INSERT INTO catalog_product_exported (sku, fingerprint) VALUES (:sku, :fingerprint)
+        ON CONFLICT (sku) DO UPDATE SET fingerprint = excluded.fingerprint
+    )
+    UPDATE catalog_product SET exports = exports + 1, export_message_id = :message_id, exported_at = :now
      WHERE sku = :sku
     """
 )
@@ -834,11 +850,12 @@ CATALOG_EXPORT_STATE = text(
 # end of a million SKUs) as three parallel arrays in SKU order, one row per batch (five thousand Python rows would
 # cost more than the rest of the batch):
 #   skus          every product of the batch;
-#   calls         its JSON-RPC request (id = :id_prefix || sku), the params encoded by PostgreSQL byte for byte as the
-#                 Python mapper encodes them (app/mappers/product_to_mcom.py: encode(product_params(...));
-#                 tests/integration/test_catalog_sql_params.py holds the two equal);
+#   calls         its JSON-RPC request (id = :id_prefix || sku). The params are the ones the catalog row keeps
+#                 encoded (migration 0008's trigger) when they were encoded for these settings, else encoded here by
+#                 the same function: byte for byte what the Python mapper sends (app/mappers/product_to_mcom.py;
+#                 tests/integration/test_catalog_sql_params.py holds them equal);
 #   fingerprints  the params' fingerprint where it differs from the one last exported, NULL where the OMS already has
-#                 these params (nothing to record once the batch is acknowledged: a re-export writes no catalog row).
+#                 these params (nothing to record once the batch is acknowledged: a re-export writes no row).
 # No products past the cursor: one row of NULLs.
 CATALOG_BATCH_ENCODED = text(
     """
@@ -846,32 +863,26 @@ CATALOG_BATCH_ENCODED = text(
            array_agg('{"jsonrpc":"2.0","id":' || to_json(CAST(:id_prefix AS text) || b.sku)::text
                      || ',"method":' || to_json(CAST(:method AS text))::text || ',"params":' || b.params || '}'
                      ORDER BY b.sku) AS calls,
-           array_agg(NULLIF(b.fingerprint, b.exported_fingerprint) ORDER BY b.sku) AS fingerprints
+           array_agg(NULLIF(b.fingerprint, b.exported) ORDER BY b.sku) AS fingerprints
       FROM (
-        SELECT e.sku, e.params, e.exported_fingerprint,
-               encode(sha256(convert_to(e.params, 'UTF8')), 'hex') AS fingerprint
+        SELECT r.sku, r.params,
+               CASE WHEN r.kept THEN r.fingerprint
+                    ELSE encode(sha256(convert_to(r.params, 'UTF8')), 'hex') END AS fingerprint,
+               -- probed per SKU: a join would merge-scan the exported SKUs from the first one of the catalog
+               (SELECT e.fingerprint FROM catalog_product_exported e WHERE e.sku = r.sku) AS exported
           FROM (
-            SELECT p.sku, p.exported_fingerprint,
-                   '{"product":{"type":' || to_json(p.type)::text
-                   || ',"sku":' || to_json(p.sku)::text
-                   || ',"name":[{"value":' || to_json(p.name)::text
-                   || ',"locale":' || to_json(CAST(:locale AS text))::text
-                   || '}],"enabled":' || CASE WHEN p.enabled AND NOT p.deleted THEN 'true' ELSE 'false' END
-                   || ',"custom_attributes":['
-                   || coalesce((SELECT string_agg('{"attribute_code":' || to_json(a.code)::text || ',"value":'
-                                                  || to_json(p.custom_attributes ->> a.code)::text || '}', ','
-                                                  ORDER BY a.position)
-                                  FROM unnest(CAST(:attributes AS text[])) WITH ORDINALITY AS a(code, position)
-                                 WHERE p.custom_attributes ? a.code), '')
-                   || '],"children_skus":'
-                   || CASE WHEN p.type IN ('configurable', 'bundle', 'grouped')
-                           THEN coalesce(to_json(p.children_skus)::text, '[]') ELSE '[]' END
-                   || '}}' AS params
-              FROM catalog_product p
-             WHERE CAST(:cursor AS text) IS NULL OR p.sku > CAST(:cursor AS text)
+            SELECT p.sku, p.fingerprint, p.encoded_for = s.encoding AS kept,
+                   CASE WHEN p.encoded_for = s.encoding THEN p.params
+                        ELSE catalog_product_params(p.type, p.sku, p.name, p.enabled, p.deleted, p.children_skus,
+                                                    p.custom_attributes, CAST(:attributes AS text[]), :locale)
+                   END AS params
+              FROM catalog_product p,
+                   (SELECT catalog_product_encoding(to_jsonb(CAST(:attributes AS text[])), :locale) AS encoding
+                     OFFSET 0) s  -- computed once (OFFSET 0 keeps the planner from inlining it into every row)
+             WHERE p.sku > CAST(:after AS text)  -- '' before the first SKU (no SKU is empty): one plan for all
              ORDER BY p.sku
              LIMIT :limit
-          ) AS e
+          ) AS r
       ) AS b
     """
 )
@@ -908,18 +919,15 @@ CATALOG_EXPORT_ERROR = text(
 )
 
 # A batch done, in one transaction: the cursor moves past it, the products sent since the last progress record and
-# their errors are counted (an rpc-batch answer is recorded here alone), and the fingerprints that changed become what
-# was exported (product events compare against them). The redundant `= ANY` makes the planner probe the primary key
-# per SKU; the join alone got a merge join that walked the index from the first SKU of the catalog (40-60 % slower).
+# their errors are counted (an rpc-batch answer is recorded here alone), the fingerprints that changed become what
+# was exported (product events compare against them), and the next batch, if any, is opened (counted as sent once).
 CATALOG_BATCH_ACKNOWLEDGED = text(
     f"""
-    WITH exported AS (
-        UPDATE catalog_product p SET exported_fingerprint = t.fingerprint
-          FROM unnest(CAST(:skus AS text[]), CAST(:fingerprints AS text[])) AS t(sku, fingerprint)
-         WHERE p.sku = t.sku AND p.sku = ANY(CAST(:skus AS text[]))  -- probes the index per SKU (above)
-    )
+    WITH exported AS ({_RECORD_EXPORTED})
     UPDATE catalog_export
-       SET cursor = :cursor, batch_acked = '{{}}', batch_open = false, batches_acknowledged = batches_acknowledged + 1,
+       SET cursor = :cursor, batch_acked = '{{}}', batch_open = :opens_next,
+           batches_sent = batches_sent + CASE WHEN :opens_next THEN 1 ELSE 0 END,
+           batches_acknowledged = batches_acknowledged + 1,
            products_read = products_read + :read, products_sent = products_sent + :sent,
            error_count = error_count + :error_count,
            errors = CASE WHEN jsonb_array_length(errors) < :max_errors THEN errors || CAST(:errors AS jsonb)
@@ -933,10 +941,11 @@ CATALOG_BATCH_ACKNOWLEDGED = text(
 # --- catalog import --------------------------------------------------------------------------------------------
 LOCK_CATALOG_ROWS = text(
     """
-    SELECT sku, type, exported_fingerprint, exports FROM catalog_product
-     WHERE sku = ANY(CAST(:skus AS text[]))
-     ORDER BY sku
-       FOR UPDATE
+    SELECT p.sku, p.type, e.fingerprint AS exported_fingerprint, p.exports
+      FROM catalog_product p LEFT JOIN catalog_product_exported e ON e.sku = p.sku
+     WHERE p.sku = ANY(CAST(:skus AS text[]))
+     ORDER BY p.sku
+       FOR UPDATE OF p
     """
 )
 
@@ -960,13 +969,12 @@ UPSERT_CATALOG_ROWS = text(
 )
 
 SET_PRODUCTS_EXPORTED = text(
-    """
+    f"""
+    WITH exported AS ({_RECORD_EXPORTED})
     UPDATE catalog_product p
-       SET exported_fingerprint = t.fingerprint, exports = p.exports + 1, export_message_id = t.message_id,
-           exported_at = :now
-      FROM unnest(CAST(:skus AS text[]), CAST(:fingerprints AS text[]), CAST(:message_ids AS bigint[]))
-           AS t(sku, fingerprint, message_id)
-     WHERE p.sku = t.sku AND p.sku = ANY(CAST(:skus AS text[]))  -- see CATALOG_BATCH_ACKNOWLEDGED
+       SET exports = p.exports + 1, export_message_id = t.message_id, exported_at = :now
+      FROM unnest(CAST(:skus AS text[]), CAST(:message_ids AS bigint[])) AS t(sku, message_id)
+     WHERE p.sku = t.sku AND p.sku = ANY(CAST(:skus AS text[]))  -- probes the primary key per SKU, not a merge join
     """
 )
 

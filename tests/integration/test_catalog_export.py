@@ -37,6 +37,7 @@ class Oms:
 
     def __init__(self) -> None:
         self.ids: dict[str, list[str]] = {}
+        self.params: dict[str, dict[str, Any]] = {}  # the last params received per SKU
         self.requests = 0
         self.batch_sizes: list[int] = []
         self.refuse: set[str] = set()
@@ -48,6 +49,7 @@ class Oms:
     def answer(self, call: dict[str, Any]) -> dict[str, Any]:
         sku = call["params"]["product"]["sku"]
         self.ids.setdefault(sku, []).append(call["id"])
+        self.params[sku] = call["params"]
         if sku in self.refuse:
             return {"jsonrpc": "2.0", "id": call["id"], "error": {"code": -32602, "message": f"bad product {sku}"}}
         return {"jsonrpc": "2.0", "id": call["id"], "result": []}
@@ -118,10 +120,46 @@ async def test_a_full_export_sends_every_product_once_in_batches(
     assert view["products_sent"] == PRODUCTS and view["error_count"] == 0 and view["finished_at"]
     assert stub.ids["SKU-00007"] == [f"mdc-catalog-{view['id']}-SKU-00007"]
     # What was exported is what product events now compare against: posting it unchanged exports nothing.
-    assert await raw.fetchval("SELECT count(*) FROM catalog_product WHERE exported_fingerprint IS NULL") == 0
+    assert await raw.fetchval(
+        "SELECT count(*) FROM catalog_product p JOIN catalog_product_exported e USING (sku) "
+        "WHERE e.fingerprint = p.fingerprint"
+    ) == len(catalog)
     same = {"sku": "SKU-00007", "name": "Product SKU-00007", "type_id": "simple", "status": 1}
     answer = await client.post("/catalog/products", json=same, headers=COMMERCE)
     assert answer.json()["products"][0]["reason"] == "unchanged"
+
+
+async def test_products_kept_encoded_for_other_attributes_go_out_with_the_attributes_in_force(
+    client: httpx.AsyncClient, stub: Oms, raw: asyncpg.Connection
+) -> None:
+    await raw.execute(
+        """
+        INSERT INTO catalog_product (sku, type, name, enabled, custom_attributes, created_at, updated_at)
+        SELECT s, 'simple', 'Product ' || s, true, '{"color": "red", "size": "L"}', now(), now()
+          FROM unnest($1::text[]) AS s
+        """,
+        ["SKU-A", "SKU-B"],
+    )
+    kept = await raw.fetchval("SELECT params FROM catalog_product WHERE sku = 'SKU-A'")
+    assert '"custom_attributes":[]' in kept  # encoded for the attributes then in force: none
+    answer = await client.put("/catalog/attributes", json={"attributes": ["size"]}, headers=operator_headers())
+    assert answer.status_code == 200, answer.text
+
+    await client.post("/catalog/exports", headers=operator_headers())
+    await wait_for_status(client, "done")
+    for sku in ("SKU-A", "SKU-B"):
+        assert stub.params[sku]["product"]["custom_attributes"] == [{"attribute_code": "size", "value": "L"}]
+    # what was recorded as exported is what a product event with these attributes computes: nothing goes again
+    attributes = [{"attribute_code": "color", "value": "red"}, {"attribute_code": "size", "value": "L"}]
+    same = {"sku": "SKU-A", "name": "Product SKU-A", "type_id": "simple", "status": 1, "custom_attributes": attributes}
+    posted = await client.post("/catalog/products", json=same, headers=COMMERCE)
+    assert posted.json()["products"][0]["reason"] == "unchanged"
+
+
+VERSIONS = """
+    SELECT p.sku, p.xmin::text, e.xmin::text, e.fingerprint
+      FROM catalog_product p JOIN catalog_product_exported e USING (sku)
+"""
 
 
 class TestRpcBatchMode:
@@ -166,12 +204,12 @@ class TestRpcBatchMode:
     ) -> None:
         await client.post("/catalog/exports", headers=operator_headers())
         await wait_for_status(client, "done")
-        versions = await raw.fetch("SELECT sku, xmin::text AS version, exported_fingerprint FROM catalog_product")
+        versions = await raw.fetch(VERSIONS)
         await client.post("/catalog/exports", headers=operator_headers())
         view = await wait_for_status(client, "done")
         assert view["products_sent"] == PRODUCTS and stub.received == Counter(dict.fromkeys(catalog, 2))
         # the OMS already had every product's params: no fingerprint to record, no row version written
-        again = await raw.fetch("SELECT sku, xmin::text AS version, exported_fingerprint FROM catalog_product")
+        again = await raw.fetch(VERSIONS)
         assert sorted(map(tuple, again)) == sorted(map(tuple, versions))
 
 

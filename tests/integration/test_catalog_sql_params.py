@@ -1,5 +1,6 @@
-"""The full export's params encoded by PostgreSQL (queries.CATALOG_BATCH_ENCODED) are, byte for byte, what the
-Python mapper gives (encode(product_params(...))), fingerprints included: product events (Python) and full exports
+"""The full export's params encoded by PostgreSQL are, byte for byte, what the Python mapper gives
+(encode(product_params(...))), fingerprints included, both as the catalog trigger keeps them (migration 0008) and as
+queries.CATALOG_BATCH_ENCODED encodes them when the settings changed since: product events (Python) and full exports
 (SQL) must agree on what the OMS has, or every product would be exported again after a full export."""
 
 from __future__ import annotations
@@ -37,12 +38,42 @@ def products(draw: Any) -> list[CatalogEntry]:
     ]
 
 
+async def read_batch(runtime: Runtime, attributes: list[str], locale: str) -> Any:
+    async with runtime.db.connect() as connection:
+        return (
+            await connection.execute(
+                queries.CATALOG_BATCH_ENCODED,
+                {
+                    "after": "",
+                    "limit": 10,
+                    "attributes": attributes,
+                    "locale": locale,
+                    "id_prefix": "mdc-catalog-7-",
+                    "method": "magento.catalog.product_management.updated",
+                },
+            )
+        ).one()
+
+
+def assert_encoded_as_python(batch: Any, by_sku: dict[str, CatalogEntry], attributes: list[str], locale: str) -> None:
+    assert sorted(batch.skus) == sorted(by_sku)
+    for sku, sent, recorded in zip(batch.skus, batch.calls, batch.fingerprints, strict=True):
+        expected = encode(product_params(by_sku[sku], attributes, locale))
+        call = encoded_request(f"mdc-catalog-7-{sku}", "magento.catalog.product_management.updated", expected)
+        assert json.loads(sent) == json.loads(call)  # the same request (the id may be escaped differently)
+        assert sent.endswith(f',"params":{expected}}}')  # and the params byte for byte
+        assert recorded == fingerprint(expected)  # never exported: the fingerprint to record
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(entries=products(), attributes=st.lists(st.sampled_from(CODES), unique=True), locale=TEXT.filter(bool))
 async def test_postgres_encodes_each_product_as_the_python_mapper_does(
     runtime: Runtime, raw: asyncpg.Connection, entries: list[CatalogEntry], attributes: list[str], locale: str
 ) -> None:
     await raw.execute("TRUNCATE catalog_product")
+    settings_in_force = "UPDATE catalog_setting SET value = $2::jsonb WHERE key = $1"
+    await raw.execute(settings_in_force, "product_attributes", json.dumps(attributes))
+    await raw.execute(settings_in_force, "product_locale", json.dumps(locale))
     await raw.executemany(
         """
         INSERT INTO catalog_product (sku, type, name, enabled, deleted, children_skus, custom_attributes, created_at,
@@ -54,25 +85,14 @@ async def test_postgres_encodes_each_product_as_the_python_mapper_does(
             for e in entries
         ],
     )
-    async with runtime.db.connect() as connection:
-        batch = (
-            await connection.execute(
-                queries.CATALOG_BATCH_ENCODED,
-                {
-                    "cursor": None,
-                    "limit": 10,
-                    "attributes": attributes,
-                    "locale": locale,
-                    "id_prefix": "mdc-catalog-7-",
-                    "method": "magento.catalog.product_management.updated",
-                },
-            )
-        ).one()
     by_sku = {entry.sku: entry for entry in entries}
-    assert sorted(batch.skus) == sorted(by_sku)
-    for sku, sent, recorded in zip(batch.skus, batch.calls, batch.fingerprints, strict=True):
-        expected = encode(product_params(by_sku[sku], attributes, locale))
-        call = encoded_request(f"mdc-catalog-7-{sku}", "magento.catalog.product_management.updated", expected)
-        assert json.loads(sent) == json.loads(call)  # the same request (the id may be escaped differently)
-        assert sent.endswith(f',"params":{expected}}}')  # and the params byte for byte
-        assert recorded == fingerprint(expected)  # never exported: the fingerprint to record
+    # kept by the trigger, for these settings
+    kept = await raw.fetch("SELECT sku, params, fingerprint FROM catalog_product")
+    for row in kept:
+        assert row["params"] == encode(product_params(by_sku[row["sku"]], attributes, locale))
+        assert row["fingerprint"] == fingerprint(row["params"])
+    assert_encoded_as_python(await read_batch(runtime, attributes, locale), by_sku, attributes, locale)
+    # read with other settings than the rows were kept for: encoded as they are read
+    other_attributes, other_locale = list(reversed(CODES)), locale + "-x"
+    batch = await read_batch(runtime, other_attributes, other_locale)
+    assert_encoded_as_python(batch, by_sku, other_attributes, other_locale)

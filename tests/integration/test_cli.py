@@ -35,7 +35,7 @@ def test_a_non_postgres_database_url_is_refused_naming_the_variable():
 def test_migrate_brings_a_database_to_the_head(pg_server: DatabaseUrl, template_url: DatabaseUrl):
     result = run(["migrate"], DATABASE_URL=template_url.libpq)
     assert result.returncode == 0, result.stderr
-    assert "revision 0007" in result.stdout
+    assert "revision 0008" in result.stdout
 
 
 def test_register_without_an_oms_fails_with_a_clear_message(template_url: DatabaseUrl):

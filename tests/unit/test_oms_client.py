@@ -479,3 +479,20 @@ async def test_an_encoded_batch_answered_with_a_5xx_or_a_single_object_raises(ro
     assert client.last_error is not None
     with pytest.raises(PeerRejected, match="no"):
         await client.call_batch_encoded("[]", ["a"])
+
+
+@pytest.mark.parametrize(
+    ("answer", "failed"),
+    [
+        ([{"id": "a", "result": []}, {"id": "b", "result": []}], set()),  # the usual answer
+        ([{"id": "b", "result": []}, {"id": "a", "result": []}], set()),  # out of order: still all succeeded
+        ([{"id": "a", "result": []}, {"id": "a", "result": []}], {"b"}),  # as many answers, one id twice
+        ([{"id": "a", "result": []}, {"id": "b", "result": [], "error": "no"}], {"b"}),  # in order, one error
+        ([{"id": "a", "result": []}, {"id": "b"}], {"b"}),  # in order, one without a result
+    ],
+)
+async def test_an_encoded_batch_answer_in_the_usual_shape_or_not_gives_the_same_failures(
+    router, client, answer: list[dict[str, Any]], failed: set[str]
+):
+    router.post(OMS_URL).mock(return_value=httpx.Response(200, json=answer))
+    assert set(await client.call_batch_encoded("[]", ["a", "b"])) == failed
