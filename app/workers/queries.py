@@ -877,7 +877,7 @@ CATALOG_BATCH_ENCODED = text(
                                                     p.custom_attributes, CAST(:attributes AS text[]), :locale)
                    END AS params
               FROM catalog_product p,
-                   (SELECT catalog_product_encoding(to_jsonb(CAST(:attributes AS text[])), :locale) AS encoding
+                   (SELECT catalog_product_encoding(CAST(:attributes AS text[]), :locale) AS encoding
                      OFFSET 0) s  -- computed once (OFFSET 0 keeps the planner from inlining it into every row)
              WHERE p.sku > CAST(:after AS text)  -- '' before the first SKU (no SKU is empty): one plan for all
              ORDER BY p.sku
