@@ -9,7 +9,8 @@ same JSON-RPC id (``<app>-catalog-<export>-<sku>``), which lets the OMS de-dupli
 
 One export at a time (a unique index on pending/running rows). The process running it holds a lease it renews at
 each flush; a worker takes over an export whose lease expired (its process died) and one scheduled for it. Memory
-stays flat: one batch is read at a time (keyset pagination, never OFFSET).
+stays flat: at most three batches at a time, one on the wire, the next being read (keyset pagination, never OFFSET)
+and the last one being recorded.
 """
 
 from __future__ import annotations
@@ -320,8 +321,8 @@ class _Run:
             await self._settle()
 
     async def _read_catalog(self, cursor: str | None, batch_size: int, attributes: list[str]) -> Batch | None:
-        """The next batch of the connector's catalog table in SKU order, encoded by PostgreSQL (the same text as the
-        Python mapper's); None once the catalog is exhausted."""
+        """The next batch of the connector's catalog table in SKU order, as the catalog keeps it encoded (or encoded
+        by PostgreSQL as it is read; the same text as the Python mapper's); None once the catalog is exhausted."""
         async with self.exports.db.connect() as connection:
             row = (
                 await connection.execute(
