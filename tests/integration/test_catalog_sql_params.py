@@ -96,3 +96,21 @@ async def test_postgres_encodes_each_product_as_the_python_mapper_does(
     other_attributes, other_locale = list(reversed(CODES)), locale + "-x"
     batch = await read_batch(runtime, other_attributes, other_locale)
     assert_encoded_as_python(batch, by_sku, other_attributes, other_locale)
+
+
+async def test_without_the_settings_in_force_a_row_is_left_unencoded_and_read_encoded_all_the_same(
+    runtime: Runtime, raw: asyncpg.Connection
+) -> None:
+    await raw.execute("DELETE FROM catalog_setting WHERE key = 'product_locale'")  # a database no process seeded
+    entry = CatalogEntry(sku="S-1", type="configurable", name="Mug", enabled=True, children_skus=["S-2"],
+                         custom_attributes={"color": "blue"})  # fmt: skip
+    await raw.execute(
+        """
+        INSERT INTO catalog_product (sku, type, name, enabled, children_skus, custom_attributes, created_at,
+                                     updated_at)
+        VALUES ('S-1', 'configurable', 'Mug', true, '{S-2}', '{"color": "blue"}', now(), now())
+        """
+    )
+    kept = await raw.fetchrow("SELECT params, fingerprint, encoded_for FROM catalog_product WHERE sku = 'S-1'")
+    assert tuple(kept) == (None, None, None)
+    assert_encoded_as_python(await read_batch(runtime, ["color"], "de_DE"), {"S-1": entry}, ["color"], "de_DE")
