@@ -35,7 +35,8 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install        ## ingest/drain, stock, order-export and lifecycle benchmarks (bench/README.md)
+bench: install        ## JSON rules, ingest/drain, stock, order-export and lifecycle benchmarks (bench/README.md)
+	$(BIN)/python bench/json_rules.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/stock.py
 	$(BIN)/python bench/orders.py

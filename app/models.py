@@ -52,12 +52,17 @@ class Status(enum.StrEnum):
 
     Transitions (inbound):  queued → succeeded | retrying → … | failed;  retrying → succeeded | failed
     Transitions (outbound): queued → processing → succeeded | retrying | failed | dead;
-                            retrying → processing;  processing (lease expired) → processing (reclaimed)
-    Operators:              failed | dead | retrying → queued (retry);  queued | retrying | failed | dead → discarded
+                            retrying → processing;  processing (lease expired) → processing (reclaimed);
+                            waiting → queued (released: a gate message of its lane succeeded — the order's create —
+                            or the OMS acknowledged the order; app/services/order_gate.py)
+    Operators:              failed | dead | retrying → queued (retry), or → waiting for a call about an order the
+                            OMS does not have yet;  queued | waiting | retrying | failed | dead → discarded
     Rejected messages were never accepted (bad signature, malformed, unknown method) and are kept for the journal.
+    A waiting message is not pending: it is in no lane (blocks none, is not claimed) until released.
     """
 
     QUEUED = "queued"  # stored, waiting for a worker
+    WAITING = "waiting"  # outbound only: held until its order's create reaches the OMS (not in the lane yet)
     PROCESSING = "processing"  # outbound only: leased by a sender, a call may be in flight
     RETRYING = "retrying"  # a transient failure; next attempt at next_attempt_at (blocks its lane)
     SUCCEEDED = "succeeded"  # done
@@ -138,6 +143,13 @@ class Message(Base):
         Index("ix_message_created_at", "created_at"),
         Index("ix_message_external_id", "external_id"),
         Index("ix_message_refs", "refs", postgresql_using="gin"),
+        # Released when their order's create succeeds: a lane's waiting messages (few, usually none).
+        Index(
+            "ix_message_waiting_lane",
+            "lane",
+            "id",
+            postgresql_where=text("direction = 'out' AND status = 'waiting'"),
+        ),
     )
 
 
@@ -371,7 +383,11 @@ class CatalogProduct(Base):
     children_skus: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
     child_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default=text("'{}'::bigint[]"))
     custom_attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # locale → name, from CSV store-view rows (OMS_STORE_VIEW_LOCALES): sent after the default name in `name[]`
+    localized_names: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     website_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer), server_default=text("'{}'::integer[]"))
+    # a shipping method's row (SKU = method code), never a store product's: neither may overwrite the other
+    shipping_method: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     params: Mapped[str | None] = mapped_column(Text)
     fingerprint: Mapped[str | None] = mapped_column(Text)
     encoded_for: Mapped[str | None] = mapped_column(Text)
@@ -381,7 +397,10 @@ class CatalogProduct(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_catalog_product_child_ids", "child_ids", postgresql_using="gin"),)
+    __table_args__ = (
+        Index("ix_catalog_product_child_ids", "child_ids", postgresql_using="gin"),
+        Index("ix_catalog_product_shipping_method", "sku", postgresql_where=text("shipping_method")),
+    )
 
 
 class CatalogProductExported(Base):

@@ -24,6 +24,7 @@ from app.services.inbox import InboxWriter, OmsInbox
 from app.services.integration import IntegrationSwitch, Registrar
 from app.services.journal import Journal
 from app.services.order_actions import OrderActions
+from app.services.order_gate import GATE_TOPICS
 from app.services.orders import OrderService
 from app.services.stock import StockService
 from app.settings import Settings
@@ -86,7 +87,13 @@ class Runtime:
         if commerce is not None:
             senders[COMMERCE_CHANNEL] = CommerceSender(commerce)
         bus = Bus(
-            db=db, registry=registry, settings=settings, clock=clock, senders=senders, is_enabled=switch.is_enabled
+            db=db,
+            registry=registry,
+            settings=settings,
+            clock=clock,
+            senders=senders,
+            is_enabled=switch.is_enabled,
+            gate_topics=GATE_TOPICS,
         )
         writer = InboxWriter(db, clock)
         catalog = CatalogService(db, clock, settings, bus.outbox)

@@ -244,7 +244,9 @@ class ReturnView(BaseModel):
     lines: list[dict[str, Any]]
     history: list[dict[str, Any]]
     request_message_id: int | None = Field(description="The authorize call to the OMS, when the store asked")
-    request_delivery: str | None = Field(description="State of that call (pending, delivered, failed…)")
+    request_delivery: str | None = Field(
+        description="State of that call (pending, waiting for the order's create, delivered, failed…)"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -272,7 +274,9 @@ class CancelView(BaseModel):
     requested_at: datetime | None = Field(description="When the store or an operator asked (POST .../cancel)")
     reason: str | None
     message_id: int | None = Field(description="The cancel call to the OMS (journal id)")
-    request_delivery: str | None = Field(description="State of that call")
+    request_delivery: str | None = Field(
+        description="State of that call (pending, waiting for the order's create, delivered, failed…)"
+    )
     canceled_at: datetime | None = Field(description="When the OMS confirmed it (a CANCELED update)")
     delivery: str = Delivery
     commerce_message_id: int | None
@@ -316,6 +320,14 @@ class CancelAnswer(BaseModel):
     oms_status: str | None
     message_id: int | None = Field(description="The cancel call to the OMS (journal id)")
     method: str = Field(description="The JSON-RPC method used (OMS_CANCEL_METHOD)")
+    request_delivery: str | None = Field(
+        default=None,
+        description="State of the cancel call: pending (queued behind the order's create), waiting (held until the "
+        "order's create reaches the OMS), delivered, failed…; null when the order is canceled already",
+    )
+    note: str | None = Field(
+        default=None, description="When the call waits: what for, and what gets the order's create sent"
+    )
 
 
 class ReturnItem(BaseModel):
@@ -341,6 +353,13 @@ class ReturnAnswer(BaseModel):
     increment_id: str
     message_id: int = Field(description="The authorize call to the OMS (journal id)")
     lines: list[dict[str, Any]] = Field(description="The OMS unit lines asked back (line_number, sku, item_id)")
+    request_delivery: str = Field(
+        default="pending",
+        description="pending (queued) or waiting (held until the order's create reaches the OMS)",
+    )
+    note: str | None = Field(
+        default=None, description="When the call waits: what for, and what gets the order's create sent"
+    )
 
 
 class OrderPage(BaseModel):
@@ -354,10 +373,11 @@ class OrderSyncRequest(BaseModel):
 
 class OrderSyncResult(BaseModel):
     queued: int = Field(description="How many orders were queued for export again")
-    increment_ids: list[str]
-    message_ids: list[int]
+    increment_ids: list[str] = Field(description="The first 1,000 of them")
+    message_ids: list[int] = Field(description="Their export messages (journal ids)")
     skipped: list[dict[str, str]] = Field(
-        default=[], description="Orders that can no longer be mapped (increment_id, reason): not queued"
+        default=[],
+        description="Orders that can no longer be mapped (increment_id, reason; the first 1,000): not queued",
     )
 
 
@@ -435,5 +455,11 @@ class CatalogImportAnswer(BaseModel):
     error_count: int
     errors: list[dict[str, Any]] = Field(
         description="Bad rows (the first 1,000): row number (1 = first data row), field, message"
+    )
+    skipped_count: int = 0
+    skipped: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Values of good rows not applied (the first 1,000): store-view rows without a locale in "
+        "OMS_STORE_VIEW_LOCALES or for a product not in the catalog, per-store-view values the OMS does not take",
     )
     journal_message_id: int | None = Field(description="The import's journal entry")

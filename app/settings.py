@@ -6,18 +6,49 @@ app factory or the CLI and passed down; nothing imports a global settings object
 
 from __future__ import annotations
 
+import json
 import re
-import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from app.protocol.sourcing_rules import SHIP_TOGETHER, normalize_sourcing_rule
 
-GENERATED_TOKEN_BYTES = 32
+if TYPE_CHECKING:
+    from app.tokens import KeptToken
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
+
+# What a list or object setting looks like in the environment, for the message that refuses a value that is not
+# that JSON. A setting not listed here gets a generic example of its shape.
+JSON_EXAMPLES: dict[str, str] = {
+    "handler_plugins": '["my_package.handlers:install"]',
+    "oms_labels": '{"env": "production"}',
+    "oms_aggregate_websites": '{"EU-WEB": ["base", "de"]}',
+    "oms_export_statuses": '["pending"]',
+    "oms_store_channels": '{"1": "default"}',
+    "oms_product_attributes": '["color", "size"]',
+    "oms_shipping_methods": '[{"code": "flatrate_flatrate", "name": "Flat Rate"}]',
+    "oms_store_view_locales": '{"de": "de_DE"}',
+    "oms_status_map": '{"ONHOLD": "holded"}',
+    "oms_cancel_blocked_statuses": '["LOGISTICS", "LOGISTICSCOMPLETE", "COMPLETE"]',
+    "adobe_commerce_source_codes": '{"EU-WEB": "eu_source"}',
+}
+_JSON_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
 
 # The inferred mapping of protocol §4. "holded", "complete" and "canceled" name the state the order reaches through
 # the matching action (hold, ship + invoice, cancel); see app/mappers/lifecycle_to_commerce.py.
@@ -61,18 +92,22 @@ class ConfigurationError(Exception):
 class Settings(BaseSettings):
     """Every setting of the connector. Field names are the environment variable names, lower-cased."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # List and object settings are JSON; they are decoded by _json_from_environment (not by pydantic-settings, which
+    # stops at the first value that is not JSON with an error that names no variable).
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", enable_decoding=False)
 
     # --- runtime -------------------------------------------------------------------------------------------
     app_env: Literal["production", "development"] = "production"
     database_url: SecretStr | None = None
-    data_dir: Path = Path(".data")  # the embedded PostgreSQL keeps its files under <data_dir>/postgres
+    # The embedded PostgreSQL keeps its files under <data_dir>/postgres; generated tokens are kept in
+    # <data_dir>/tokens.json (app/tokens.py).
+    data_dir: Path = Path(".data")
     run_migrations: bool = True  # apply Alembic migrations at start-up
     run_workers: bool = True  # start the bus workers inside `serve`
     inbound_workers: int = Field(default=4, ge=1, le=256)
     outbound_workers: int = Field(default=16, ge=1, le=1024)
     handler_plugins: list[str] = []  # "module:function" callables that add handlers to the registry
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # one of LOG_LEVELS, any case
 
     # --- the OMS (the seed's serviceBus block) ------------------------------------------------------------
     oms_url: AnyHttpUrl | None = None
@@ -106,6 +141,9 @@ class Settings(BaseSettings):
     oms_store_channels: dict[str, str] = {}  # Magento store id → OMS sales channel, overriding the one above
     oms_bundle_sourcing_rule: str = SHIP_TOGETHER  # for bundles without a rule of their own (PUT …/sourcing-rule)
     commerce_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # POST /orders and other store calls
+    # One OMS line per unit: an order of more units is refused (422) before it is mapped. Mapping costs ~50 µs of
+    # CPU and ~600 bytes of JSON per line (bench/orders.py), so 1,000 lines ≈ 50 ms; raise it for B2B stores.
+    oms_max_order_lines: int = Field(default=1000, ge=1, le=100_000)
 
     # --- catalog ----------------------------------------------------------------------------------------------
     # Custom attributes sent with each product (and whose change exports it). Seeds the catalog settings; after
@@ -115,6 +153,9 @@ class Settings(BaseSettings):
     # that lists carriers). Seeds the catalog settings; after that GET/PUT /catalog/shipping-methods.
     oms_shipping_methods: list[ShippingMethod] = []
     oms_product_locale: str = Field(default="en_US", min_length=2, max_length=16)  # the locale of `name[]`
+    # Magento store view code → OMS locale: the name of a CSV store-view row is sent as that locale's `name[]` entry.
+    # Store-view rows of views not listed (all of them when empty) are reported as skipped, never applied.
+    oms_store_view_locales: dict[str, str] = {}
     # Full catalog export: products per batch (the unit of progress and resumption), how each batch is sent
     # (single: one call per product over pooled keep-alive connections, what the known peers accept; rpc-batch: one
     # JSON-RPC batch request per batch), and how many single calls are in flight at once.
@@ -149,6 +190,26 @@ class Settings(BaseSettings):
     operator_token: SecretStr | None = None
     commerce_token: SecretStr | None = None
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_from_environment(cls, value: Any, info: ValidationInfo) -> Any:
+        """A list or object setting given as text (the environment, `.env`) is JSON of that shape; anything else
+        is refused here with the shape expected, e.g. ``OMS_EXPORT_STATUSES=pending``."""
+        assert info.field_name is not None
+        shape = _json_shape(cls.model_fields[info.field_name].annotation)
+        if shape is None or not isinstance(value, str):
+            return value
+        expected = f"give a JSON {'list' if shape is list else 'object'} such as {json_example(info.field_name)}"
+        try:
+            decoded = json.loads(value)
+        except ValueError as exc:
+            where = f" ({exc.msg} at character {exc.pos + 1})" if isinstance(exc, json.JSONDecodeError) else ""
+            raise ValueError(f"not valid JSON{where}; {expected}") from None
+        if not isinstance(decoded, shape):
+            found = _JSON_TYPE_NAMES.get(type(decoded), "a number")
+            raise ValueError(f"{found}, not {_JSON_TYPE_NAMES[shape]}; {expected}")
+        return decoded
+
     @field_validator("oms_oauth_server_url", "oms_url", "oms_application_base_url", "database_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -163,6 +224,39 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_token_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            url = value.get_secret_value()
+            scheme = url.partition("://")[0].strip()
+            if scheme not in POSTGRES_SCHEMES:
+                raise ValueError(
+                    f"must be a postgresql:// URL (postgresql://user:password@host:5432/database), not {scheme!r}"
+                )
+            try:
+                urlsplit(url).port  # noqa: B018  (reading the port is what checks it)
+            except ValueError:  # its message would quote the URL's netloc, password included
+                raise ValueError("the port is not a number from 0 to 65535") from None
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level; give one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("handler_plugins")
+    @classmethod
+    def _plugin_specs(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            module, _, function = spec.partition(":")
+            if not module.strip() or not function.strip():
+                raise ValueError(f"{spec!r} must look like module:function")
+        return value
 
     @field_validator("operator_token", "commerce_token")
     @classmethod
@@ -210,6 +304,16 @@ class Settings(BaseSettings):
         if len(set(codes)) != len(codes):
             raise ValueError("a shipping method code is listed twice")
         return value
+
+    @field_validator("oms_store_view_locales")
+    @classmethod
+    def _store_view_locales(cls, value: dict[str, str]) -> dict[str, str]:
+        cleaned = {view.strip(): locale.strip() for view, locale in value.items()}
+        if any(not view for view in cleaned) or len(cleaned) != len(value):
+            raise ValueError("store view codes must not be empty or repeated")
+        if any(not 2 <= len(locale) <= 16 or not locale.isprintable() or " " in locale for locale in cleaned.values()):
+            raise ValueError("a locale is 2 to 16 printable characters without spaces, e.g. de_DE")
+        return cleaned
 
     @field_validator("oms_cancel_blocked_statuses")
     @classmethod
@@ -271,6 +375,19 @@ class Settings(BaseSettings):
         return [key.encode() for key in keys if key]
 
     @property
+    def signature_warning(self) -> str | None:
+        """Why OMS calls are not verified the way they should be (None: they are): printed at start-up and shown
+        on /integration."""
+        if self.oms_signature == "off":
+            return "OMS_SIGNATURE=off: signatures are not verified; anyone who can reach /oms/rpc can post messages"
+        if not self.signing_secrets:
+            return (
+                "OMS_SIGNATURE=required but OMS_SECRET is not set: every OMS call is refused with 401 "
+                "until OMS_SECRET is set"
+            )
+        return None
+
+    @property
     def retry_window_s(self) -> float:
         return self.oms_retry_window_hours * 3600.0
 
@@ -302,31 +419,67 @@ def validate_aggregate_websites(mapping: dict[str, list[str]]) -> dict[str, list
     return cleaned
 
 
-def load_settings(**overrides: Any) -> tuple[Settings, list[str]]:
-    """Build the settings; generate the access tokens that were not configured.
+def load_settings(*, keep_tokens: bool = True, **overrides: Any) -> tuple[Settings, list[KeptToken]]:
+    """Build the settings from the environment (and ``overrides``).
 
-    Returns the settings and the names of the tokens that were generated (so start-up can print them once).
-    Raises ConfigurationError naming each bad variable.
+    With ``keep_tokens`` (what `serve` needs), an access token that is not configured is taken from
+    ``DATA_DIR/tokens.json``, or generated and kept there (app/tokens.py); the list says which tokens come from that
+    file and whether they were generated just now. Without it, unset tokens stay unset (commands that serve no HTTP).
+    Raises ConfigurationError naming each bad variable, one line each.
     """
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc)) from exc
-    generated: list[str] = []
-    updates: dict[str, SecretStr] = {}
-    for name in ("operator_token", "commerce_token"):
-        if getattr(settings, name) is None:
-            updates[name] = SecretStr(secrets.token_urlsafe(GENERATED_TOKEN_BYTES))
-            generated.append(name.upper())
-    if updates:
-        settings = settings.model_copy(update=updates)
-    return settings, generated
+    except SettingsError as exc:  # a source that could not be read at all (not a value that is wrong)
+        raise ConfigurationError(describe_settings_error(exc)) from exc
+    except (OSError, UnicodeDecodeError) as exc:  # the .env file: unreadable, or not UTF-8 text
+        env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
+        raise ConfigurationError(f"{env_file}: cannot be read: {exc.__class__.__name__}: {exc}") from exc
+    if not keep_tokens:
+        return settings, []
+    from app.tokens import keep_generated_tokens
+
+    return keep_generated_tokens(settings)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
-    lines = ["invalid configuration:"]
+    """One line per problem, each starting with the variable (and the place inside a JSON value) at fault."""
+    lines: list[str] = []
     for error in exc.errors():
-        loc = [str(part) for part in error.get("loc", ()) if not str(part).isdigit()]
-        name = loc[0].upper() if loc else "(settings)"
-        lines.append(f"  {name}: {error.get('msg', 'invalid value')}")
+        message = str(error.get("msg", "invalid value"))
+        for prefix in ("Value error, ", "Assertion failed, "):
+            message = message.removeprefix(prefix)
+        loc = [part for part in error.get("loc", ()) if part != "__root__"]
+        if not loc:  # a rule across settings: its message names the variables
+            lines.append(message)
+            continue
+        where = str(loc[0]).upper() + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc[1:])
+        lines.append(f"{where}: {message}")
     return "\n".join(lines)
+
+
+def describe_settings_error(exc: SettingsError) -> str:
+    """pydantic-settings names the field only in prose ('… for field "oms_labels" …'): name the variable."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    cause = exc.__cause__
+    reason = f"{cause.__class__.__name__}: {cause}" if cause else str(exc)
+    return f"{found.group(1).upper()}: cannot be read: {reason}" if found else f"configuration: {reason}"
+
+
+def json_example(field_name: str) -> str:
+    """An example of the JSON a list or object setting takes."""
+    if field_name in JSON_EXAMPLES:
+        return JSON_EXAMPLES[field_name]
+    return '["…"]' if _json_shape(Settings.model_fields[field_name].annotation) is list else '{"key": "value"}'
+
+
+def _json_shape(annotation: Any) -> type | None:
+    """list or dict when a setting of this type is written as JSON in the environment, else None."""
+    origin = get_origin(annotation) or annotation
+    if origin in (list, set, frozenset, tuple):
+        return list
+    if origin is dict or (isinstance(origin, type) and issubclass(origin, BaseModel)):
+        return dict
+    shapes = {_json_shape(arg) for arg in get_args(annotation) if arg is not type(None)} - {None}
+    return shapes.pop() if len(shapes) == 1 else None

@@ -275,9 +275,8 @@ async def drain_connector(dsn: str, n: int, workers: int, warmup: int, timeout_s
     from app.models import Direction
     from app.protocol.methods import OMS_TO_CONNECTOR
     from app.runtime import Runtime
-    from app.services.inbox import CHANNEL_OMS
     from app.settings import Settings
-    from app.workers.outbox import NewMessage, insert_messages
+    from app.workers.outbox import OMS_CHANNEL, NewMessage, insert_messages
     from app.workers.registry import HandlerRegistry
 
     topics = sorted(OMS_TO_CONNECTOR)
@@ -316,7 +315,7 @@ async def drain_connector(dsn: str, n: int, workers: int, warmup: int, timeout_s
             out.append(
                 NewMessage(
                     direction=Direction.IN,
-                    channel=CHANNEL_OMS,
+                    channel=OMS_CHANNEL,
                     topic=topic,
                     external_id=f"{prefix}-{i}",
                     lane=topic,

@@ -47,6 +47,9 @@ async def run_migrations_online() -> None:
     async with engine.connect() as connection:
         # Serialise concurrent start-ups (several replicas) on one migration run.
         await connection.exec_driver_sql("SELECT pg_advisory_lock(hashtext('oms-connector-migrations'))")
+        # The lock is the session's; end the transaction that took it, so that Alembic owns the transactions (a
+        # migration that needs an autocommit block, such as adding an enum value, can then have one).
+        await connection.commit()
         await connection.run_sync(_run)
         await connection.exec_driver_sql("SELECT pg_advisory_unlock(hashtext('oms-connector-migrations'))")
         await connection.commit()

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from app.clients.http_answers import retry_after_seconds, shorten
 from app.clients.oms import make_transport
 from app.errors import PeerRejected, PeerUnavailable
+from app.protocol import strict_json
 from app.settings import Settings
 
 PLACEHOLDER = re.compile(r"%(\w+)")
@@ -44,8 +45,8 @@ def magento_error_text(response: httpx.Response) -> str:
     """What Magento said, for the journal: the rendered ``message`` (and each of ``errors``), the ``messages.error``
     list of its fatal-error shape, or else the start of the raw body."""
     try:
-        document = response.json()
-    except ValueError:
+        document = strict_json.loads(response.content)
+    except strict_json.UnacceptableJson:
         return shorten(response.text) or "(empty body)"
     if isinstance(document, dict):
         texts: list[str] = []
@@ -169,9 +170,9 @@ class CommerceClient:
         if not response.content.strip():
             return None
         try:
-            return response.json()
-        except ValueError as exc:
-            raise PeerUnavailable(f"Adobe Commerce answered {where} with a body that is not JSON") from exc
+            return strict_json.loads(response.content)
+        except strict_json.UnacceptableJson as exc:
+            raise PeerUnavailable(f"Adobe Commerce answered {where} with a body that is not JSON ({exc})") from exc
 
 
 def _raise_for_status(response: httpx.Response, where: str) -> None:

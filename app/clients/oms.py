@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from app.clients.http_answers import retry_after_seconds, shorten
 from app.errors import PeerError, PeerRejected, PeerUnavailable
+from app.protocol import strict_json
 from app.protocol.jsonrpc import encoded_request, request_envelope
 from app.settings import Settings
 
@@ -263,9 +264,9 @@ def _json_body(response: httpx.Response) -> Any:
     if not response.content.strip():
         raise PeerRejected(f"OMS answered HTTP {response.status_code} with an empty body")
     try:
-        return response.json()
-    except ValueError as exc:
-        raise PeerRejected(f"OMS answer is not JSON: {shorten(response.text)}") from exc
+        return strict_json.loads(response.content)  # the same rules as for what the OMS calls us with
+    except strict_json.UnacceptableJson as exc:
+        raise PeerRejected(f"OMS answer is not JSON this service accepts ({exc}): {shorten(response.text)}") from exc
 
 
 def _single_result(response: httpx.Response) -> Any:

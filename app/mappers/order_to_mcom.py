@@ -60,6 +60,7 @@ class OrderMappingOptions:
     bundle_sourcing_rules: Mapping[str, str] = field(default_factory=dict)  # bundle SKU → rule
     default_bundle_sourcing_rule: str = SHIP_TOGETHER
     line_attribute_plugins: Sequence[tuple[str, LineAttributePlugin]] = ()  # (name, function)
+    max_lines: int = 1000  # OMS_MAX_ORDER_LINES: unit lines an order may map to (checked before any is built)
 
 
 def unit_line_id(item_id: str, unit: int) -> str:
@@ -97,6 +98,13 @@ def order_to_mcom(
 ) -> dict[str, Any]:
     """The create call's params (``{"order": {…}}``), amounts as ``Decimal``. ``document`` is the order as
     received (handed to line-attribute plugins). Raises MappingError naming the field at fault."""
+    lines = unit_line_count(order)
+    if lines > options.max_lines:
+        raise MappingError(
+            "items",
+            f"the order has {lines} units, one OMS line each; at most {options.max_lines} are accepted "
+            "(OMS_MAX_ORDER_LINES)",
+        )
     quantum = quantum_for(order.order_currency_code)
     units = _unit_lines(order, options, quantum)
     shipping = _shipping_amounts(order, quantum)
@@ -197,6 +205,18 @@ def order_to_mcom(
 
 
 # --- unit lines ----------------------------------------------------------------------------------------------
+def unit_line_count(order: CommerceOrder) -> int:
+    """How many unit lines ``order`` maps to, counted without building any: a configurable's units are its
+    parent's, a bundle's are its children's (``_unit_lines`` builds them the same way)."""
+    kinds = {item.item_id: item.product_type.lower() for item in order.items}
+    count = 0
+    for item in order.items:
+        parent_kind = kinds.get(item.parent_item_id) if item.parent_item_id is not None else None
+        if parent_kind != "configurable" and item.product_type.lower() != "bundle":
+            count += item.units
+    return count
+
+
 def _unit_lines(order: CommerceOrder, options: OrderMappingOptions, quantum: Decimal) -> list[_Unit]:
     by_id: dict[str, tuple[int, CommerceItem]] = {}
     for index, item in enumerate(order.items):

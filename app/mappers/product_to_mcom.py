@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 PRODUCT_UPDATED = "magento.catalog.product_management.updated"
@@ -21,7 +21,7 @@ SHIPPING_METHOD_TYPE = "virtual"  # a shipping method is sold as a line, never s
 @dataclass(frozen=True)
 class CatalogEntry:
     """What the connector keeps of a product: the fields the OMS receives, all attributes (the configured list can
-    change), and whether the store deleted it."""
+    change), whether the store deleted it, and its names in other locales (locale → name: CSV store-view rows)."""
 
     sku: str
     type: str
@@ -30,15 +30,25 @@ class CatalogEntry:
     children_skus: Sequence[str]
     custom_attributes: Mapping[str, str]
     deleted: bool = False
+    localized_names: Mapping[str, str] = field(default_factory=dict)
 
 
 def product_params(entry: CatalogEntry, attributes: Sequence[str], locale: str) -> dict[str, Any]:
-    """The ``params`` of the call; only the configured ``attributes`` the product has, in the configured order."""
+    """The ``params`` of the call; only the configured ``attributes`` the product has, in the configured order.
+    ``name[]``: the name in ``locale``, then the localized names in code point order of their locale (the one of
+    ``locale`` itself left out: the default name is that locale's)."""
     return {
         "product": {
             "type": entry.type,
             "sku": entry.sku,
-            "name": [{"value": entry.name, "locale": locale}],
+            "name": [
+                {"value": entry.name, "locale": locale},
+                *(
+                    {"value": name, "locale": other}
+                    for other, name in sorted(entry.localized_names.items())
+                    if other != locale
+                ),
+            ],
             "enabled": entry.enabled and not entry.deleted,
             "custom_attributes": [
                 {"attribute_code": code, "value": entry.custom_attributes[code]}

@@ -1,18 +1,21 @@
 """The Adobe Commerce order as `GET /V1/orders/{id}` returns it (magento-rest.md §2): the fields the export reads.
 
 Tolerant where stores differ (numbers as strings, ids as numbers or strings, absent optional blocks, unknown
-fields ignored); strict where money is concerned (amounts must be finite numbers, quantities whole and positive).
-Amounts are ``Decimal``: the body is parsed with ``parse_float=Decimal``, so nothing passes through a float.
+fields ignored); strict where money is concerned (amounts must be finite numbers below 10^13, quantities whole and
+positive). Amounts are ``Decimal``: the body is parsed by ``strict_json.loads(decimals=True)``, so nothing passes
+through a float.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from app.protocol import strict_json
+from app.protocol.commerce_product import MAX_SKU
 
 
 def _finite(value: Any) -> Any:
@@ -25,9 +28,14 @@ def _finite(value: Any) -> Any:
     return value
 
 
+MAX_AMOUNT = Decimal(10) ** 13  # beyond any real order in any currency, and within a double's exact cents
+
+
 def _check_finite(value: Decimal | None) -> Decimal | None:
     if value is not None and not value.is_finite():
         raise ValueError("must be a finite number")
+    if value is not None and abs(value) >= MAX_AMOUNT:
+        raise ValueError("must be below 10^13 in magnitude")
     return value
 
 
@@ -42,7 +50,8 @@ def _as_text(value: Any) -> Any:
     return value
 
 
-Identifier = Annotated[str, BeforeValidator(_as_text), Field(min_length=1, max_length=64)]
+IDENTIFIER_MAX = 64
+Identifier = Annotated[str, BeforeValidator(_as_text), Field(min_length=1, max_length=IDENTIFIER_MAX)]
 
 
 def _truthy(value: Any) -> Any:
@@ -95,7 +104,7 @@ class CommercePayment(_Model):
 
 
 class ShippingBlock(_Model):
-    method: str | None = None
+    method: str | None = Field(default=None, max_length=120)  # the SHIPPING line's SKU; Magento keeps 120
     address: CommerceAddress | None = None
 
 
@@ -121,7 +130,7 @@ class CommerceItem(_Model):
     item_id: Identifier
     parent_item_id: Identifier | None = None
     product_type: str = Field(default="simple", min_length=1)
-    sku: str = Field(min_length=1)
+    sku: str = Field(min_length=1, max_length=MAX_SKU)
     name: str | None = None
     is_virtual: Flag = None
     qty_ordered: Amount = Field(default=None)
@@ -237,9 +246,9 @@ def parse_order_body(body: bytes | str) -> ParsedOrder:
     """Parse and validate a posted order. Raises ValueError (not JSON / not an object) or pydantic's
     ValidationError (a field is unusable)."""
     try:
-        raw = json.loads(body, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"the body is not JSON: {exc}") from exc
+        raw = strict_json.loads(body, decimals=True)
+    except strict_json.UnacceptableJson as exc:
+        raise ValueError(f"the body is not JSON this service accepts: {exc}") from None
     document = unwrap_order_document(raw)
     if not isinstance(document, dict):
         raise ValueError("the body must be an Adobe Commerce order object (or an I/O event with data.value)")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import InvalidRequest, ParseError
+from app.protocol import strict_json
 
 MAX_ID_LENGTH = 200
 
@@ -30,15 +31,15 @@ def parse_request(body: bytes) -> RpcRequest:
     """Parse one JSON-RPC request.
 
     Raises:
-        ParseError: empty body or not JSON.
+        ParseError: empty body, or not JSON this service accepts (``strict_json``: depth, numbers, NUL…).
         InvalidRequest: not an object, no string method, params not an object, unusable id.
     """
     if not body.strip():
         raise ParseError("empty body")
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParseError(f"body is not valid JSON: {exc}") from exc
+        document = strict_json.loads(body)
+    except strict_json.UnacceptableJson as exc:
+        raise ParseError(f"body is not JSON this service accepts: {exc}") from None
     if isinstance(document, list):
         raise InvalidRequest("batch requests are not accepted here; send one call per request")
     if not isinstance(document, dict):
@@ -70,8 +71,8 @@ def parse_request(body: bytes) -> RpcRequest:
 def best_effort_id(body: bytes) -> str | int | None:
     """The id of a request we are about to refuse, so the error answer can carry it."""
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        document = strict_json.loads(body)
+    except strict_json.UnacceptableJson:
         return None
     raw_id = document.get("id") if isinstance(document, dict) else None
     return raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None

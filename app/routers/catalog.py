@@ -3,14 +3,16 @@ attributes sent with them, shipping methods, and each bundle's sourcing rule."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from app.deps import CommerceAuth, CommerceOrOperatorAuth, OperatorAuth, RuntimeDep
 from app.errors import PayloadTooLarge, ProductRejected
+from app.protocol import strict_json
 from app.routers.body import read_limited_body
+from app.routers.params import ProductSku
+from app.routers.route import api_router
 from app.schemas import (
     AttributesBody,
     CatalogExportRequest,
@@ -25,7 +27,7 @@ from app.schemas import (
 )
 from app.settings import ShippingMethod
 
-router = APIRouter(prefix="/catalog", tags=["catalog"])
+router = api_router(prefix="/catalog", tags=["catalog"])
 
 _PRODUCT_BODY = {
     "requestBody": {
@@ -53,17 +55,21 @@ _PRODUCT_BODY = {
     response_model=ProductsAnswer,
     dependencies=[CommerceAuth],
     openapi_extra=_PRODUCT_BODY,
-    responses={422: {"description": "`errors` names each field at fault; nothing is stored"}},
+    responses={
+        409: {"description": "A SKU is a shipping method's code (`errors` names each); nothing is stored"},
+        422: {"description": "`errors` names each field at fault; nothing is stored"},
+    },
 )
 async def post_products(runtime: RuntimeDep, request: Request) -> ProductsAnswer:
     """Store one product or a list (upsert by SKU) and export each to the OMS when it is new or something the OMS
     receives changed: type, name, enabled, children SKUs, a configured custom attribute. A configurable's children
-    are its links' SKUs the connector knows; a child posted later exports its parent again."""
+    are its links' SKUs the connector knows or the same post holds (it is exported once, with them); a child posted
+    later exports its parent again. A SKU that is a shipping method's code refuses the post (409)."""
     body = await read_limited_body(request, runtime.settings.commerce_max_body_bytes)
     try:
-        document: Any = json.loads(body)
-    except ValueError:
-        raise ProductRejected([{"field": "body", "message": "not JSON"}]) from None
+        document: Any = strict_json.loads(body)
+    except strict_json.UnacceptableJson as exc:
+        raise ProductRejected([{"field": "body", "message": str(exc)}]) from None
     return await runtime.catalog.accept(document)
 
 
@@ -75,10 +81,13 @@ async def post_products(runtime: RuntimeDep, request: Request) -> ProductsAnswer
     responses={413: {"description": "Over CATALOG_IMPORT_MAX_BYTES"}, 422: {"description": "No header with sku"}},
 )
 async def import_catalog_csv(runtime: RuntimeDep, request: Request) -> CatalogImportAnswer:
-    """A Magento product-import CSV (sku, name, product_type, product_online, attribute columns or
+    """A Magento product-import CSV (sku, store_view_code, name, product_type, product_online, attribute columns or
     additional_attributes, configurable_variations, bundle_values), streamed: upserted in batches of
-    OMS_CATALOG_BATCH_SIZE rows, new or changed products queued for export. Bad rows (missing SKU, unknown type,
-    bad encoding) are listed by row number, here and in the journal; the good rows still go through."""
+    OMS_CATALOG_BATCH_SIZE rows, new or changed products queued for export. As in Magento, an empty cell changes
+    nothing and a store-view row overrides its view only: its name goes out in the view's locale
+    (OMS_STORE_VIEW_LOCALES), nothing else of it changes what the OMS receives. Bad rows (missing SKU, unknown type,
+    bad encoding, a shipping method's code) and values not applied (`skipped`) are listed by row number, here and
+    in the journal; the good rows still go through."""
     limit = runtime.settings.catalog_import_max_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -88,13 +97,18 @@ async def import_catalog_csv(runtime: RuntimeDep, request: Request) -> CatalogIm
 
 
 @router.get("/products/{sku:path}", dependencies=[CommerceOrOperatorAuth])
-async def get_product(runtime: RuntimeDep, sku: str) -> dict[str, Any]:
+async def get_product(runtime: RuntimeDep, sku: ProductSku) -> dict[str, Any]:
     """The product as the connector keeps it, with its last export (journal id and status)."""
     return await runtime.catalog.get(sku)
 
 
-@router.delete("/products/{sku:path}", response_model=ProductOutcome, dependencies=[CommerceAuth])
-async def delete_product(runtime: RuntimeDep, sku: str) -> ProductOutcome:
+@router.delete(
+    "/products/{sku:path}",
+    response_model=ProductOutcome,
+    dependencies=[CommerceAuth],
+    responses={409: {"description": "A shipping method's row: PUT /catalog/shipping-methods removes it"}},
+)
+async def delete_product(runtime: RuntimeDep, sku: ProductSku) -> ProductOutcome:
     """The store deleted the product: it is kept, marked deleted and exported disabled (orders holding it still
     export)."""
     return await runtime.catalog.delete(sku)
@@ -118,10 +132,16 @@ async def get_shipping_methods(runtime: RuntimeDep) -> list[ShippingMethod]:
     return await runtime.catalog.shipping_methods()
 
 
-@router.put("/shipping-methods", response_model=ShippingMethodsAnswer, dependencies=[OperatorAuth])
+@router.put(
+    "/shipping-methods",
+    response_model=ShippingMethodsAnswer,
+    dependencies=[OperatorAuth],
+    responses={409: {"description": "A code is a product's SKU (`errors` names each); nothing is changed"}},
+)
 async def put_shipping_methods(runtime: RuntimeDep, body: ShippingMethodsBody) -> ShippingMethodsAnswer:
     """Replace them (Adobe Commerce has no REST route that lists carriers): new or renamed methods are exported,
-    removed ones exported disabled."""
+    removed ones exported disabled. A code that is a store product's SKU refuses the change (409): a product is
+    never overwritten by a method, nor a method by a product."""
     return await runtime.catalog.set_shipping_methods(body.methods)
 
 
@@ -135,8 +155,9 @@ async def put_shipping_methods(runtime: RuntimeDep, body: ShippingMethodsBody) -
 async def request_catalog_export(
     runtime: RuntimeDep, response: Response, body: CatalogExportRequest | None = None
 ) -> CatalogExportView:
-    """Export the whole catalog to the OMS in batches of OMS_CATALOG_BATCH_SIZE (the seed's oms:catalog-export:run):
-    started now in this process, or with `schedule_only` left to the workers. One export at a time."""
+    """Export the whole catalog to the OMS in batches of OMS_CATALOG_BATCH_SIZE (the seed's oms:catalog-export:run),
+    the shipping methods included: started now in this process, or with `schedule_only` left to the workers. One
+    export at a time."""
     schedule_only = (body or CatalogExportRequest()).schedule_only
     view, created = await runtime.catalog_exports.request(schedule_only=schedule_only)
     if not created:
@@ -159,13 +180,13 @@ async def cancel_catalog_export(runtime: RuntimeDep) -> CatalogExportView:
 
 
 @router.get("/bundles/{sku:path}/sourcing-rule", response_model=SourcingRuleView, dependencies=[CommerceOrOperatorAuth])
-async def get_bundle_sourcing_rule(runtime: RuntimeDep, sku: str) -> SourcingRuleView:
+async def get_bundle_sourcing_rule(runtime: RuntimeDep, sku: ProductSku) -> SourcingRuleView:
     """How the OMS must source this bundle's items: its own rule, or OMS_BUNDLE_SOURCING_RULE."""
     return await runtime.orders.sourcing_rule(sku)
 
 
 @router.put("/bundles/{sku:path}/sourcing-rule", response_model=SourcingRuleView, dependencies=[OperatorAuth])
-async def put_bundle_sourcing_rule(runtime: RuntimeDep, sku: str, body: SourcingRuleUpdate) -> SourcingRuleView:
+async def put_bundle_sourcing_rule(runtime: RuntimeDep, sku: ProductSku, body: SourcingRuleUpdate) -> SourcingRuleView:
     """Set this bundle's rule (ship together | ship simultaneously | ship separately). Sent on the bundle's lines
     of orders exported from now on, overriding the OMS's generic sourcing rule."""
     return await runtime.orders.set_sourcing_rule(sku, body.rule)

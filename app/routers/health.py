@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.db import current_revision
 from app.deps import RuntimeDep
 from app.errors import StorageUnavailable
+from app.routers.route import api_router
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = api_router(prefix="/health", tags=["health"])
 
 
 @router.get("/live")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-
 from app.deps import OperatorAuth, RuntimeDep
-from app.services.integration import integration_status
+from app.routers.route import api_router
+from app.services.integration_status import IntegrationStatus, integration_status
 
-router = APIRouter(prefix="/integration", tags=["integration"], dependencies=[OperatorAuth])
+router = api_router(prefix="/integration", tags=["integration"], dependencies=[OperatorAuth])
 
 
-@router.get("")
-async def get_integration(runtime: RuntimeDep) -> dict[str, Any]:
-    """Registration, enabled, signature mode, OMS reachability and token state, last messages, lanes."""
+@router.get("", response_model=IntegrationStatus)
+async def get_integration(runtime: RuntimeDep) -> IntegrationStatus:
+    """Registration, enabled, signature mode (and its warning), OMS reachability and token state, last messages,
+    and the backlog per topic with the blocked lanes."""
     return await integration_status(
         db=runtime.db,
         settings=runtime.settings,

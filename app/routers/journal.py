@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import Body, Query
 from pydantic import AfterValidator
 
 from app.deps import OperatorAuth, RuntimeDep
 from app.models import Direction, Status
+from app.routers.params import MessageId
+from app.routers.route import api_router
 from app.schemas import DiscardRequest, JournalDetail, JournalEntry, JournalPage, OperatorActionResult
 from app.services.journal import MAX_PAGE, JournalQuery
 
-router = APIRouter(prefix="/journal", tags=["journal"], dependencies=[OperatorAuth])
+router = api_router(prefix="/journal", tags=["journal"], dependencies=[OperatorAuth])
 
 
 def _representable(value: datetime) -> datetime:
@@ -62,13 +64,13 @@ async def search_journal(
 
 
 @router.get("/{message_id}", response_model=JournalDetail)
-async def get_journal_entry(runtime: RuntimeDep, message_id: int) -> JournalDetail:
+async def get_journal_entry(runtime: RuntimeDep, message_id: MessageId) -> JournalDetail:
     """One message: payload, headers (no secrets), attempts, last error, timings, next attempt."""
     return JournalDetail.model_validate(await runtime.journal.get(message_id))
 
 
 @router.post("/{message_id}/retry", response_model=OperatorActionResult)
-async def retry_message(runtime: RuntimeDep, message_id: int) -> OperatorActionResult:
+async def retry_message(runtime: RuntimeDep, message_id: MessageId) -> OperatorActionResult:
     """Queue a failed, dead or retrying message again now (409 otherwise)."""
     message = await runtime.journal.retry(message_id)
     return OperatorActionResult(id=message.id, status=message.status)
@@ -76,7 +78,7 @@ async def retry_message(runtime: RuntimeDep, message_id: int) -> OperatorActionR
 
 @router.post("/{message_id}/discard", response_model=OperatorActionResult)
 async def discard_message(
-    runtime: RuntimeDep, message_id: int, request: Annotated[DiscardRequest | None, Body()] = None
+    runtime: RuntimeDep, message_id: MessageId, request: Annotated[DiscardRequest | None, Body()] = None
 ) -> OperatorActionResult:
     """Drop a message that has not succeeded, so its lane moves on (409 for succeeded or in-flight ones)."""
     message = await runtime.journal.discard(message_id, request.reason if request else None)

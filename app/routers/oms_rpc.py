@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from app.deps import get_runtime
@@ -19,12 +19,14 @@ from app.errors import (
 from app.protocol import signature
 from app.protocol.jsonrpc import best_effort_id, error_response, parse_request, result_response
 from app.routers.body import read_limited_body
+from app.routers.route import api_router
 from app.runtime import Runtime
 
-router = APIRouter(tags=["OMS webhook"])
+router = api_router(tags=["OMS webhook"], usual_errors=False)
 log = logging.getLogger(__name__)
 
 ACCEPTED = {"status": "accepted"}
+WEBHOOK_PATH = "/oms/rpc"
 
 _RPC_RESPONSES = {
     200: {"description": 'Stored in the inbox (or received before): `{"jsonrpc":"2.0","id":…,"result":{…}}`'},
@@ -36,7 +38,7 @@ _RPC_RESPONSES = {
 }
 
 
-@router.post("/oms/rpc", responses=_RPC_RESPONSES, summary="Receive a signed JSON-RPC call from the OMS")
+@router.post(WEBHOOK_PATH, responses=_RPC_RESPONSES, summary="Receive a signed JSON-RPC call from the OMS")
 async def receive_oms_call(request: Request) -> JSONResponse:
     """Verify the signature of the raw body, store the call in the inbox, answer after the commit.
 
@@ -50,7 +52,7 @@ async def receive_oms_call(request: Request) -> JSONResponse:
     settings = runtime.settings
     body = b""
     try:
-        body = await read_limited_body(request, settings.oms_max_body_bytes)
+        body = await read_limited_body(request, settings.oms_max_body_bytes, "OMS_MAX_BODY_BYTES")
         if settings.oms_signature == "required":
             try:
                 signature.verify(body, request.headers.get(signature.SIGNATURE_HEADER), settings.signing_secrets)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 
 from app.deps import CommerceAuth, CommerceOrOperatorAuth, OperatorAuth, RuntimeDep
 from app.routers.body import read_limited_body
+from app.routers.params import IncrementId
+from app.routers.route import api_router
 from app.schemas import (
     CancelAnswer,
     CancelRequest,
@@ -24,7 +26,7 @@ from app.schemas import (
 )
 from app.services.orders import MAX_PAGE
 
-router = APIRouter(prefix="/orders", tags=["orders"])
+router = api_router(prefix="/orders", tags=["orders"])
 
 _EXPORT_RESPONSES = {
     200: {"model": OrderExportAnswer, "description": "Sync mode: delivered to the OMS inline"},
@@ -124,7 +126,7 @@ async def sync_orders(runtime: RuntimeDep, body: OrderSyncRequest | None = None)
 
 
 @router.get("/{increment_id}", response_model=OrderView, dependencies=[CommerceOrOperatorAuth])
-async def get_order(runtime: RuntimeDep, increment_id: str) -> OrderView:
+async def get_order(runtime: RuntimeDep, increment_id: IncrementId) -> OrderView:
     """One order: as the store posted it, its export status (and why), the create params sent to the OMS, the
     journal ids of its export and of the OMS's acknowledgement, and its `lifecycle`: OMS status history, shipments
     with tracking, returns, credit memos, cancel and store credit, each effect with its delivery to Adobe
@@ -144,7 +146,9 @@ async def get_order(runtime: RuntimeDep, increment_id: str) -> OrderView:
         409: {"description": "The OMS has the order in a logistics or completed status, or it was never exported"},
     },
 )
-async def cancel_order(runtime: RuntimeDep, increment_id: str, body: CancelRequest | None = None) -> CancelAnswer:
+async def cancel_order(
+    runtime: RuntimeDep, increment_id: IncrementId, body: CancelRequest | None = None
+) -> CancelAnswer:
     """Cancel the entire order (the seed's O8): sends OMS_CANCEL_METHOD to the OMS through the outbox and records
     "cancel requested"; the OMS's CANCELED update completes it (and cancels it in Adobe Commerce). Refused (409)
     once the OMS status is in OMS_CANCEL_BLOCKED_STATUSES. Asking twice is the same request."""
@@ -162,7 +166,7 @@ async def cancel_order(runtime: RuntimeDep, increment_id: str, body: CancelReque
         422: {"description": "`errors` names each item not on the order or not shipped in that quantity"},
     },
 )
-async def request_return(runtime: RuntimeDep, increment_id: str, body: ReturnRequest) -> ReturnAnswer:
+async def request_return(runtime: RuntimeDep, increment_id: IncrementId, body: ReturnRequest) -> ReturnAnswer:
     """Ask the OMS to authorize a return of shipped items (Adobe Commerce item ids and quantities): picks shipped,
     not yet returned unit lines of each item and sends `magento.postsales.return_management.authorize` with their
     line numbers and SKUs. The OMS answers with a return update (RMA id), shown in the order's `lifecycle`."""

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import HTTPException, Query, status
 
 from app.deps import CommerceOrOperatorAuth, OperatorAuth, RuntimeDep
+from app.errors import InputRejected
+from app.protocol.stock import MAX_SKU_CHARS
+from app.routers.params import StockSku
+from app.routers.route import api_router
 from app.schemas import AggregateWebsites, AggregateWebsitesView, SkuStock, WebsiteStockPage
 from app.services.stock import MAX_BULK_SKUS, MAX_PAGE
 
-router = APIRouter(prefix="/stock", tags=["stock"])
+router = api_router(prefix="/stock", tags=["stock"])
 
 OMS_OWNS_STOCK = (
     "stock is owned by the OMS: it changes only through the OMS's stock messages "
@@ -41,7 +45,11 @@ async def get_website_stock(
     runtime: RuntimeDep,
     website: Annotated[str, Query(min_length=1, max_length=200, description="Website code")],
     skus: Annotated[
-        str | None, Query(description=f"Comma-separated SKUs (at most {MAX_BULK_SKUS}); omit to list every SKU")
+        str | None,
+        Query(
+            max_length=MAX_BULK_SKUS * (MAX_SKU_CHARS + 1),
+            description=f"Comma-separated SKUs (at most {MAX_BULK_SKUS}); omit to list every SKU",
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size when listing")] = 100,
     cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")] = None,
@@ -51,14 +59,12 @@ async def get_website_stock(
     if skus is not None:
         wanted = [sku.strip() for sku in skus.split(",") if sku.strip()]
         if not wanted or len(wanted) > MAX_BULK_SKUS:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, f"skus: give 1 to {MAX_BULK_SKUS} comma-separated SKUs"
-            )
+            raise InputRejected([{"field": "skus", "message": f"give 1 to {MAX_BULK_SKUS} comma-separated SKUs"}])
     return await runtime.stock.website_stock(website, skus=wanted, limit=limit, cursor=cursor)
 
 
 @router.get("/{sku:path}", response_model=SkuStock, dependencies=[CommerceOrOperatorAuth])
-async def get_sku_stock(runtime: RuntimeDep, sku: str) -> SkuStock:
+async def get_sku_stock(runtime: RuntimeDep, sku: StockSku) -> SkuStock:
     """One SKU: per aggregate the quantity, unlimited flag, timestamp and message that set it; per website the
     salable quantity and `is_salable`. 404 when the OMS never sent stock for it."""
     return await runtime.stock.sku_stock(sku)
@@ -69,11 +75,16 @@ async def refuse_stock_write() -> None:
     raise HTTPException(status.HTTP_409_CONFLICT, OMS_OWNS_STOCK)
 
 
-for _path, _name in (("", "stock"), ("/{sku:path}", "sku_stock")):
+async def refuse_sku_stock_write(sku: StockSku) -> None:
+    """The OMS owns stock: writes are refused with 409 and the reason (the SKU is declared for the API docs)."""
+    await refuse_stock_write()
+
+
+for _path, _name, _refuse in (("", "stock", refuse_stock_write), ("/{sku:path}", "sku_stock", refuse_sku_stock_write)):
     for _method in ("POST", "PUT", "PATCH", "DELETE"):
         router.add_api_route(
             _path,
-            refuse_stock_write,
+            _refuse,
             methods=[_method],
             dependencies=[CommerceOrOperatorAuth],
             responses=_REFUSED,

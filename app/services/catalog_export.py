@@ -1,5 +1,7 @@
 """Full catalog export (the seed's oms:catalog-export:*): every product of the connector's catalog, in SKU order,
-sent to the OMS in batches of OMS_CATALOG_BATCH_SIZE.
+sent to the OMS in batches of OMS_CATALOG_BATCH_SIZE. The shipping methods are in every export: they are rows of the
+catalog (kept in step with the methods in force as the export starts), sent in SKU order with the rest from the
+catalog, and after the store's products in batches of their own when the products come from Adobe Commerce.
 
 A batch is the unit of progress: ``cursor`` (the last SKU of the last acknowledged batch) moves only when the OMS
 acknowledged every product of it. Within the batch under way, acknowledged SKUs are recorded as they come
@@ -47,6 +49,9 @@ log = logging.getLogger(__name__)
 FLUSH_EVERY = 500  # acknowledged products recorded per statement (single mode)
 RPC_BATCH_MAX = 5000  # calls per JSON-RPC batch request
 COMMERCE_PAGE_SIZE = 500  # products per GET /products page
+# A full export from Adobe Commerce: the cursor is the next page number, then this prefix and the last shipping
+# method's SKU sent (the methods' batches come after the store's last page).
+SHIPPING_METHODS_CURSOR = "shipping-methods:"
 MAX_ERRORS_KEPT = 100
 POLL_S = 2.0
 BACKOFF_MAX_S = 60.0
@@ -204,6 +209,7 @@ class _Run:
         self.recording: asyncio.Task[None] | None = None  # the last batch's record, written in the background
 
     async def loop(self) -> None:
+        await self.exports.catalog.sync_shipping_methods()  # every method in force has its row: the export sends it
         async with self.exports.db.connect() as connection:
             state = (await connection.execute(queries.CATALOG_EXPORT_STATE, {"id": self.id})).one()
             attributes = (await connection.execute(queries.CATALOG_SETTING, {"key": ATTRIBUTES_KEY})).scalar()
@@ -323,12 +329,23 @@ class _Run:
     async def _read_catalog(self, cursor: str | None, batch_size: int, attributes: list[str]) -> Batch | None:
         """The next batch of the connector's catalog table in SKU order, as the catalog keeps it encoded (or encoded
         by PostgreSQL as it is read; the same text as the Python mapper's); None once the catalog is exhausted."""
+        return await self._read_encoded(queries.CATALOG_BATCH_ENCODED, cursor or "", batch_size, attributes, "")
+
+    async def _read_shipping_methods(self, after: str, batch_size: int, attributes: list[str]) -> Batch | None:
+        """The next batch of the shipping methods' rows in SKU order, encoded as ``_read_catalog`` encodes any row;
+        the cursor is SHIPPING_METHODS_CURSOR and the last SKU. None once they are all sent."""
+        statement = queries.SHIPPING_METHOD_BATCH_ENCODED
+        return await self._read_encoded(statement, after, batch_size, attributes, SHIPPING_METHODS_CURSOR)
+
+    async def _read_encoded(
+        self, statement: Any, after: str, batch_size: int, attributes: list[str], cursor_prefix: str
+    ) -> Batch | None:
         async with self.exports.db.connect() as connection:
             row = (
                 await connection.execute(
-                    queries.CATALOG_BATCH_ENCODED,
+                    statement,
                     {
-                        "after": cursor or "",
+                        "after": after,
                         "limit": batch_size,
                         "attributes": attributes,
                         "locale": self.settings.oms_product_locale,
@@ -339,12 +356,17 @@ class _Run:
             ).one()
         if not row.skus:
             return None
-        return Batch(row.skus, row.calls, row.fingerprints, row.skus[-1])
+        return Batch(row.skus, row.calls, row.fingerprints, cursor_prefix + row.skus[-1])
 
     async def _read_commerce(self, cursor: str | None, batch_size: int, attributes: list[str]) -> Batch | None:
         """The next batch from Adobe Commerce (GET /products by entity id, pages of COMMERCE_PAGE_SIZE), kept in the
-        connector's catalog as it goes; the cursor is the next page number (None: past the last page). A product
-        Adobe Commerce returns that cannot be read is listed as an error, not sent."""
+        connector's catalog as it goes; the cursor is the next page number. Past the last page, the shipping
+        methods (``_read_shipping_methods``). A product Adobe Commerce returns that cannot be read, or whose SKU is
+        a shipping method's code, is listed as an error, not sent."""
+        if cursor is not None and cursor.startswith(SHIPPING_METHODS_CURSOR):
+            return await self._read_shipping_methods(
+                cursor.removeprefix(SHIPPING_METHODS_CURSOR), batch_size, attributes
+            )
         commerce = self.exports.commerce
         assert commerce is not None
         page_size = min(COMMERCE_PAGE_SIZE, batch_size)
@@ -368,18 +390,19 @@ class _Run:
                 exhausted = True
                 break
         if not products and not unreadable and exhausted:
-            return None
+            return await self._read_shipping_methods("", batch_size, attributes)
         async with self.exports.db.connect() as connection:
-            entries = await self.exports.catalog.store_for_export(
+            entries, refused = await self.exports.catalog.store_for_export(
                 connection, products, attributes, self.exports.clock.now()
             )
+        unreadable += [_error(sku, reason) for sku, reason in refused.items()]
         locale = self.settings.oms_product_locale
         texts = [(entry.sku, encode(product_params(entry, attributes, locale))) for entry in entries]
         return Batch(
             [sku for sku, _ in texts],
             [encoded_request(self._call_id(sku), PRODUCT_UPDATED, text) for sku, text in texts],
             [fingerprint(text) for _, text in texts],
-            str(page),
+            SHIPPING_METHODS_CURSOR if exhausted else str(page),
             unreadable,
         )
 

@@ -1,4 +1,4 @@
-"""The integration switch, registration with the OMS, and the integration status operators read."""
+"""The integration switch and registration with the OMS (what /integration shows: integration_status.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from app import __version__
 from app.clients.oms import OmsClient
@@ -227,77 +227,3 @@ class Registrar:
     async def _save(self, **values: Any) -> None:
         async with self.db.connect() as connection:
             await connection.execute(update(IntegrationState).where(IntegrationState.id == 1).values(**values))
-
-
-async def integration_status(
-    *, db: Database, settings: Settings, switch: IntegrationSwitch, registrar: Registrar, client: OmsClient | None
-) -> dict[str, Any]:
-    """Everything /integration shows (never a secret)."""
-    state = await registrar.state()
-    async with db.connect() as connection:
-        backlog = (await connection.execute(queries.LANE_BACKLOG)).mappings().all()
-        stuck = (await connection.execute(queries.LANE_DEAD)).mappings().all()
-        last_in = (await connection.execute(queries.LAST_MESSAGE, {"direction": "in"})).mappings().first()
-        last_out = (await connection.execute(queries.LAST_MESSAGE, {"direction": "out"})).mappings().first()
-        await connection.execute(text("SELECT 1"))
-    lanes: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in backlog:
-        lanes[(row["direction"], row["lane"])] = {
-            "direction": row["direction"],
-            "lane": row["lane"],
-            "backlog": row["backlog"],
-            "retrying": row["retrying"],
-            "oldest": row["oldest"],
-            "dead_or_failed": 0,
-        }
-    for row in stuck:
-        entry = lanes.setdefault(
-            (row["direction"], row["lane"]),
-            {
-                "direction": row["direction"],
-                "lane": row["lane"],
-                "backlog": 0,
-                "retrying": 0,
-                "oldest": None,
-                "dead_or_failed": 0,
-            },
-        )
-        entry["dead_or_failed"] = row["dead"]
-    reachable: bool | None = None
-    if client is not None and (client.last_success_at or client.last_error):
-        reachable = client.last_error is None  # this process has talked to the OMS
-    elif last_out is not None:  # otherwise judge by the last outbound message of any replica
-        reachable = {"succeeded": True, "retrying": False, "dead": False}.get(last_out["status"])
-    return {
-        "enabled": await switch.is_enabled(),
-        "enabled_changed_at": state.changed_at,
-        "signature": {
-            "mode": settings.oms_signature,
-            "warning": "signature verification is OFF: anyone who can reach /oms/rpc can post messages"
-            if settings.oms_signature == "off"
-            else None,
-            "rotation_secret_configured": bool(settings.oms_secret_previous.get_secret_value()),
-        },
-        "oms": {
-            "configured": settings.oms_configured,
-            "url": str(settings.oms_url) if settings.oms_url else None,
-            "reachable": reachable,
-            "last_error": client.last_error if client else None,
-            "token": client.token_state() if client else {"oauth": False},
-            "send_mode": settings.oms_send_mode,
-        },
-        "registration": {
-            "registered": state.registered_at is not None,
-            "url": state.registered_url,
-            "version": state.registered_version,
-            "application_id": state.registered_application_id,
-            "registered_at": state.registered_at,
-            "current": state.registered_url == settings.callback_url and state.registered_version == __version__,
-            "callback_url": settings.callback_url,
-            "error": state.register_error,
-            "attempted_at": state.register_attempted_at,
-        },
-        "last_in": dict(last_in) if last_in else None,
-        "last_out": dict(last_out) if last_out else None,
-        "lanes": list(lanes.values()),
-    }

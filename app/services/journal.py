@@ -1,4 +1,5 @@
-"""The journal: every message in and out, searchable, and the operator's retry / discard."""
+"""The journal: every message in and out, searchable, and the operator's retry / discard (an order's calls keep
+waiting for its create whatever an operator does: app/services/order_gate.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from app.clock import Clock
 from app.db import Database
 from app.errors import NotFound, OperatorActionRefused
 from app.models import Direction, Message, Status
+from app.services.order_gate import retry_status
 from app.workers import queries
 
 MAX_PAGE = 500
+RETRYABLE = frozenset({Status.FAILED.value, Status.DEAD.value, Status.RETRYING.value})
 MAX_ID = 2**63 - 1  # message.id is a bigint: a larger id names no message (and must not reach the database)
 
 
@@ -72,11 +75,22 @@ class Journal:
         return message
 
     async def retry(self, message_id: int) -> Message:
-        """Queue a failed, dead or waiting message again, now."""
+        """Queue a failed, dead or retrying message again, now. A call about an order the OMS does not have yet
+        waits for the order's create instead; a waiting call and a superseded create are refused
+        (app/services/order_gate.py)."""
         if not 0 < message_id <= MAX_ID:
             raise NotFound(f"no message {message_id}")
         async with self.db.connect() as connection:
-            changed = await connection.execute(queries.RETRY_MESSAGE, {"id": message_id, "now": self.clock.now()})
+            row = (await connection.execute(queries.MESSAGE_FOR_RETRY, {"id": message_id})).first()
+            if row is None:
+                raise NotFound(f"no message {message_id}")
+            status, note = Status.QUEUED, None
+            if row.status in RETRYABLE or row.status == Status.WAITING.value:
+                status, note = await retry_status(connection, row)
+            changed = await connection.execute(
+                queries.RETRY_MESSAGE,
+                {"id": message_id, "now": self.clock.now(), "status": status.value, "last_error": note},
+            )
             if changed.first() is None:
                 message = await self.get(message_id)
                 raise OperatorActionRefused(
@@ -98,7 +112,7 @@ class Journal:
             if changed.first() is None:
                 message = await self.get(message_id)
                 raise OperatorActionRefused(
-                    f"message {message_id} is {message.status.value}; only queued, retrying, failed or dead "
+                    f"message {message_id} is {message.status.value}; only queued, waiting, retrying, failed or dead "
                     "messages can be discarded"
                 )
             await connection.execute(queries.NOTIFY_BUS)

@@ -1,6 +1,9 @@
 """What the store (or an operator) asks of an exported order: cancel it (seed O8) or return some of its items. Both
-become calls to the OMS through the outbox, in the order's lane (after its create), written in the transaction that
-records the request under the order's row lock. Also: the order's lifecycle as GET /orders/{id} shows it.
+become calls to the OMS through the outbox, in the order's lane, written in the transaction that records the request
+under the order's row lock — by ``enqueue_order_call`` (app/services/order_gate.py), so that they never reach the
+OMS before the order's create: a request about an order the OMS does not have yet (its create is still on its way,
+or failed, died or was discarded) is accepted and *waits*, and the answer says so and what gets the create sent.
+Also: the order's lifecycle as GET /orders/{id} shows it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.clock import Clock
 from app.db import Database
 from app.errors import LifecycleConflict, NotFound, OrderRejected
+from app.models import Status
 from app.protocol.order_events import RETURN_AUTHORIZE
 from app.schemas import (
     CancelAnswer,
@@ -27,10 +31,10 @@ from app.schemas import (
     StoreCreditView,
 )
 from app.services.lifecycle import Line, OrderRecord, lock_order, order_lines
-from app.services.orders import order_lane
+from app.services.order_gate import enqueue_order_call
 from app.settings import Settings
 from app.workers import queries
-from app.workers.outbox import OMS_CHANNEL, Outbox
+from app.workers.outbox import Outbox
 
 RETURN_REQUESTED = "AUTHORIZE_REQUESTED"  # our status for a return the OMS has not answered yet
 
@@ -60,10 +64,12 @@ class OrderActions:
             order = await self._exported_order(connection, increment_id, "be canceled")
             status = (order.oms_status or "").upper()
 
-            def answer(outcome: str, message_id: int | None) -> CancelAnswer:
+            def answer(
+                outcome: str, message_id: int | None, delivery: str | None = None, note: str | None = None
+            ) -> CancelAnswer:
                 return CancelAnswer(
                     increment_id=increment_id, outcome=outcome, oms_status=order.oms_status, message_id=message_id,
-                    method=method,
+                    method=method, request_delivery=delivery, note=note,
                 )  # fmt: skip
 
             if order.canceled_at is not None:
@@ -73,27 +79,29 @@ class OrderActions:
                     f"order {increment_id} cannot be canceled: the OMS has it in status {status} "
                     f"(cancel is refused in {', '.join(sorted(self.settings.oms_cancel_blocked_statuses))})"
                 )
-            external_id = f"{self.settings.oms_application_id}-order-{increment_id}-cancel"
-            message_id = await self.outbox.enqueue(
+            call = await enqueue_order_call(
                 connection,
+                self.outbox,
+                increment_id=increment_id,
                 method=method,
                 params={"order": {"id": increment_id, "store": order.oms_store or "", "reason": reason}},
+                external_id=f"{self.settings.oms_application_id}-order-{increment_id}-cancel",
                 now=now,
-                lane=order_lane(increment_id),
-                channel=OMS_CHANNEL,
-                external_id=external_id,
-                refs=[increment_id],
             )
-            if message_id is None:  # asked before: the same request, not a second one
-                existing = (
-                    await connection.execute(queries.CANCEL_MESSAGE_OF_ORDER, {"order_id": order.id})
-                ).scalar_one_or_none()
-                return answer("already_requested", existing)
+            if call.message_id is None:  # asked before: the same request, not a second one
+                existing = (await connection.execute(queries.CANCEL_MESSAGE_OF_ORDER, {"order_id": order.id})).one()
+                waiting = existing.status == Status.WAITING.value
+                return answer(
+                    "already_requested",
+                    existing.cancel_message_id,
+                    delivery_state(existing.status) if existing.cancel_message_id else None,
+                    call.gate.reason() if waiting else None,
+                )
             await connection.execute(
                 queries.REQUEST_CANCEL,
-                {"order_id": order.id, "reason": reason or None, "message_id": message_id, "now": now},
+                {"order_id": order.id, "reason": reason or None, "message_id": call.message_id, "now": now},
             )
-            return answer("requested", message_id)
+            return answer("requested", call.message_id, delivery_state(call.gate.status.value), call.note)
 
     # --- POST /orders/{id}/returns -----------------------------------------------------------------------------
     async def request_return(self, increment_id: str, request: ReturnRequest) -> ReturnAnswer:
@@ -150,16 +158,16 @@ class OrderActions:
                     },
                 )
             ).scalar_one()
-            message_id = await self.outbox.enqueue(
+            call = await enqueue_order_call(
                 connection,
+                self.outbox,
+                increment_id=increment_id,
                 method=RETURN_AUTHORIZE,
                 params=params,
-                now=now,
-                lane=order_lane(increment_id),
-                channel=OMS_CHANNEL,
                 external_id=f"{self.settings.oms_application_id}-order-{increment_id}-return-{return_id}",
-                refs=[increment_id],
+                now=now,
             )
+            message_id = call.message_id
             assert message_id is not None  # the key holds a new row id
             await connection.execute(
                 queries.SET_RETURN_REQUEST, {"id": return_id, "message_id": message_id, "order_id": order.id,
@@ -169,6 +177,8 @@ class OrderActions:
             increment_id=increment_id,
             message_id=message_id,
             lines=[{"line_number": line.line_number, "sku": line.sku, "item_id": line.item_id} for line, _ in picked],
+            request_delivery=delivery_state(call.gate.status.value),
+            note=call.note,
         )
 
     # --- GET /orders/{id} --------------------------------------------------------------------------------------
@@ -229,7 +239,8 @@ def _json(value: Any) -> str:
 
 
 def delivery_state(status: str | None) -> str:
-    """A delivery message's journal status, as the order view names it."""
+    """A delivery message's journal status, as the order view names it (``waiting``: a call to the OMS held until
+    the order's create reaches it)."""
     if status is None:
         return "recorded_only"
     return {"succeeded": "delivered", "queued": "pending", "processing": "pending"}.get(status, status)

@@ -33,6 +33,7 @@ from app.models import BundleSourcingRule
 from app.protocol.commerce_order import CommerceOrder, ParsedOrder, describe_errors, parse_order_body
 from app.protocol.json_numbers import InexactNumber, jsonable
 from app.protocol.references import MAX_REFERENCES
+from app.protocol.strict_json import MAX_INT
 from app.schemas import (
     ExportStatus,
     OrderDelivery,
@@ -52,12 +53,15 @@ log = logging.getLogger(__name__)
 
 CREATE_ORDER = "magento.sales.order_management.create"
 MAX_PAGE = 500
+SYNC_BATCH = 500  # orders queued again per transaction by `orders sync`
+MAX_SYNC_LISTED = 1000  # orders (and skipped ones) named in the answer of a sync; `queued` counts them all
 BUNDLE_RULES_SQL, _ = queries.positional(queries.BUNDLE_RULES)
 
 
 def order_lane(increment_id: str) -> str:
     """Outbound lane of one order: its calls (create, later cancel / return) reach the OMS in order, while
-    different orders proceed in parallel and one order the OMS keeps failing never blocks the others."""
+    different orders proceed in parallel and one order the OMS keeps failing never blocks the others. Every call
+    but the create is enqueued by app/services/order_gate.enqueue_order_call, so that it waits for the create."""
     return f"order/{increment_id}"
 
 
@@ -161,8 +165,6 @@ class OrderService:
         except ValueError as exc:
             raise OrderRejected([{"field": "(body)", "message": str(exc)}]) from exc
         text = body.decode() if isinstance(body, bytes) else body
-        if "\\u0000" in text:  # valid JSON, but PostgreSQL's jsonb cannot hold it
-            raise OrderRejected([{"field": "(body)", "message": "contains a NUL character (\\u0000)"}])
         return parsed, text
 
     async def _store(
@@ -205,6 +207,7 @@ class OrderService:
             bundle_sourcing_rules=rules,
             default_bundle_sourcing_rule=self.settings.oms_bundle_sourcing_rule,
             line_attribute_plugins=self.plugins,
+            max_lines=self.settings.oms_max_order_lines,
         )
         try:
             return jsonable(order_to_mcom(order, options, document))
@@ -293,7 +296,7 @@ class OrderService:
     ) -> OrderPage:
         after = 0
         if cursor is not None:
-            if not cursor.isdigit():
+            if not cursor.isdigit() or int(cursor) > MAX_INT:
                 raise OrderRejected([{"field": "cursor", "message": "not a cursor returned by this endpoint"}])
             after = int(cursor)
         async with self.db.connect() as connection:
@@ -343,30 +346,44 @@ class OrderService:
     # --- orders sync -----------------------------------------------------------------------------------------
     async def sync(self, limit: int | None = None) -> OrderSyncResult:
         """Queue again, oldest first, the orders whose status is exportable but that were never exported, and
-        those whose export failed, was discarded or died (the seed's oms:orders:sync [N])."""
+        those whose export failed, was discarded or died (the seed's oms:orders:sync [N]). Done in batches of
+        SYNC_BATCH orders, one transaction each: a sync of every order of a large backlog holds no long transaction
+        and keeps what it queued if it is interrupted. The answer lists the first MAX_SYNC_LISTED orders."""
         now = self.clock.now()
         numbers: list[str] = []
         message_ids: list[int] = []
         skipped: list[dict[str, str]] = []
-        async with self.db.connect() as connection:
-            rows = (
-                await connection.execute(
-                    queries.ORDERS_TO_SYNC, {"statuses": self.settings.oms_export_statuses, "limit": limit}
-                )
-            ).all()
-            for row in rows:
-                try:
-                    parsed, _text = self._parse(row.document_text)
-                    params = self._map(parsed.order, parsed.document, await self._bundle_rules(parsed.order))
-                except (OrderRejected, PluginFailed) as exc:  # e.g. a plugin installed since: report, go on
-                    skipped.append({"increment_id": row.increment_id, "reason": exc.message})
-                    continue
-                message_ids.append(
-                    await self._queue_export(connection, row.id, row.increment_id, row.exports, params, now)
-                )
-                numbers.append(row.increment_id)
-        log.info("orders queued again: %d", len(numbers), extra={"action": "orders_sync", "count": len(numbers)})
-        return OrderSyncResult(queued=len(numbers), increment_ids=numbers, message_ids=message_ids, skipped=skipped)
+        queued = considered = after = 0
+        while limit is None or considered < limit:
+            batch = SYNC_BATCH if limit is None else min(SYNC_BATCH, limit - considered)
+            async with self.db.connect() as connection:
+                rows = (
+                    await connection.execute(
+                        queries.ORDERS_TO_SYNC,
+                        {"statuses": self.settings.oms_export_statuses, "after": after, "limit": batch},
+                    )
+                ).all()
+                for row in rows:
+                    after = row.id
+                    considered += 1
+                    try:
+                        parsed, _text = self._parse(row.document_text)
+                        params = self._map(parsed.order, parsed.document, await self._bundle_rules(parsed.order))
+                    except (OrderRejected, PluginFailed) as exc:  # e.g. a plugin installed since: report, go on
+                        if len(skipped) < MAX_SYNC_LISTED:
+                            skipped.append({"increment_id": row.increment_id, "reason": exc.message})
+                        continue
+                    message_id = await self._queue_export(
+                        connection, row.id, row.increment_id, row.exports, params, now
+                    )
+                    queued += 1
+                    if len(numbers) < MAX_SYNC_LISTED:
+                        numbers.append(row.increment_id)
+                        message_ids.append(message_id)
+            if len(rows) < batch:
+                break
+        log.info("orders queued again: %d", queued, extra={"action": "orders_sync", "count": queued})
+        return OrderSyncResult(queued=queued, increment_ids=numbers, message_ids=message_ids, skipped=skipped)
 
     # --- bundle sourcing rules -------------------------------------------------------------------------------
     async def sourcing_rule(self, sku: str) -> SourcingRuleView:

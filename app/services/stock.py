@@ -35,6 +35,7 @@ from app.schemas import (
     WebsiteStockPage,
 )
 from app.settings import Settings
+from app.workers import queries
 from app.workers.outbox import OMS_CHANNEL, NewMessage, insert_messages
 
 MAX_BULK_SKUS = 500  # GET /stock?skus=…
@@ -223,7 +224,9 @@ class StockService:
     # --- reset (development only) ----------------------------------------------------------------------------
     async def reset(self) -> StockResetResult:
         """The seed's oms:stock:reset: clear stock, then queue through the inbox a FULL update of quantity 100
-        for every known SKU in every known aggregate. Both happen in one transaction."""
+        for every SKU the connector knows — with stock, or a product of its catalog (not deleted, not a shipping
+        method) — in every known aggregate (configured, in OMS_AGGREGATE_WEBSITES, or with stock). All in one
+        transaction; the SKUs are read and queued a page at a time (keyset), so memory stays flat however many."""
         refusal = reset_refusal(self.settings)
         if refusal is not None:
             raise OperatorActionRefused(refusal)
@@ -232,22 +235,25 @@ class StockService:
         async with self.db.connect() as connection:
             # No stock message may apply between reading the SKUs and clearing them.
             await connection.execute(text("LOCK TABLE stock IN EXCLUSIVE MODE"))
-            skus = list((await connection.execute(select(Stock.sku).distinct().order_by(Stock.sku))).scalars())
             configured = (await connection.execute(select(StockAggregate.aggregate_id))).scalars().all()
             with_stock = (await connection.execute(_AGGREGATES_WITH_STOCK)).scalars().all()
-            aggregates = sorted(set(configured) | set(with_stock))
-            await connection.execute(delete(Stock))
-            rows = [
-                _reset_message(f"stock-reset-{run}-{n}", aggregate, page, now.isoformat())
-                for n, (aggregate, page) in enumerate(
-                    (aggregate, skus[i : i + RESET_PAGE_SKUS])
-                    for aggregate in aggregates
-                    for i in range(0, len(skus), RESET_PAGE_SKUS)
-                )
-            ]
-            if rows:
+            aggregates = sorted(set(configured) | set(self.settings.oms_aggregate_websites) | set(with_stock))
+            after, skus, messages = "", 0, 0
+            while aggregates:
+                known = await connection.execute(queries.STOCK_RESET_SKUS, {"after": after, "limit": RESET_PAGE_SKUS})
+                page = list(known.scalars())
+                if not page:
+                    break
+                rows = [
+                    _reset_message(f"stock-reset-{run}-{messages + n}", aggregate, page, now.isoformat())
+                    for n, aggregate in enumerate(aggregates)
+                ]
                 await insert_messages(connection, rows, now)
-        return StockResetResult(skus=len(skus), aggregates=aggregates, messages=len(rows))
+                after, skus, messages = page[-1], skus + len(page), messages + len(rows)
+            # Cleared once every page is queued (the pages read the SKUs with stock); the messages apply after the
+            # commit, by the stock handler, like the OMS's.
+            await connection.execute(delete(Stock))
+        return StockResetResult(skus=skus, aggregates=aggregates, messages=messages)
 
 
 # The aggregates that have stock: a loose index scan over ix_stock_aggregate_id_sku (one probe per aggregate, not a

@@ -7,6 +7,14 @@ Outbound: a sender cannot hold a transaction over an HTTP call, so it leases the
 peer with the message's stable JSON-RPC id, then records the result if it still holds the lease. A crash between
 send and record leaves an expired lease: the message is sent again with the same id.
 
+Gates: a service may enqueue an outbound message *waiting* (Status.WAITING: outside its lane, neither blocking it
+nor claimed) until something else in the lane has reached the peer — an order's cancel waits for the order's
+create (app/services/order_gate.py). The bus knows only *gate topics* (given by whoever builds it; the engine
+imports no service): when an outbound message whose topic is a gate topic succeeds, its lane's waiting messages
+become queued, due now, behind it (RELEASE_WAITING), in the transaction that records the success — for the workers
+and for a caller's inline send alike, both record through ``record_outbound``. Only a batch holding a succeeded
+gate message pays for it: one more statement, one probe of a normally empty partial index.
+
 Error policy (README, "Failures"):
   inbound  PermanentHandlerError / pydantic ValidationError ⇒ failed, the lane moves on;
            anything else ⇒ retrying with backoff, the lane waits (order matters) until it succeeds or an operator
@@ -21,7 +29,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -77,6 +85,7 @@ class Bus:
         clock: Clock,
         senders: dict[str, Sender] | None = None,
         is_enabled: Callable[[], Awaitable[bool]] | None = None,
+        gate_topics: Iterable[str] = (),
     ) -> None:
         self.db = db
         self.registry = registry
@@ -85,6 +94,7 @@ class Bus:
         self.senders = senders or {}
         self.outbox = Outbox(settings.oms_application_id)
         self._is_enabled = is_enabled
+        self.gate_topics = frozenset(gate_topics)  # their success releases their lane's waiting messages
         self.inbound_policy = RetryPolicy(max_delay_s=INBOUND_MAX_DELAY_S)
         self.outbound_policy = RetryPolicy(max_delay_s=OUTBOUND_MAX_DELAY_S, window_s=settings.retry_window_s)
         self.lease_s = max(MIN_LEASE_S, settings.oms_http_timeout_s * 2)
@@ -264,8 +274,17 @@ class Bus:
     ) -> None:
         now = self.clock.now()
         params = [self._outbound_outcome(m, o, now, duration_ms) for m, o in zip(messages, outcomes, strict=True)]
+        gates = [
+            message.id
+            for message, record in zip(messages, params, strict=True)
+            if message.topic in self.gate_topics and record["status"] == Status.SUCCEEDED.value
+        ]
         async with self.db.connect() as connection:
             await connection.execute(queries.FINISH_OUTBOUND, params)
+            if gates:  # after the record, in its transaction (RELEASE_WAITING says why a statement of its own)
+                released = (await connection.execute(queries.RELEASE_WAITING, {"ids": gates, "now": now})).scalar_one()
+                if released:
+                    await connection.execute(queries.NOTIFY_BUS)
 
     def _outbound_outcome(
         self, message: OutboundMessage, outcome: Any | PeerError, now: datetime, duration_ms: int

@@ -81,10 +81,16 @@ class Outbox:
         channel: str = OMS_CHANNEL,
         external_id: str | None = None,
         refs: Sequence[str] | None = None,
+        status: Status = Status.QUEUED,
+        last_error: str | None = None,
     ) -> int | None:
         """Store one JSON-RPC call to send. Returns its message id, or None when ``external_id`` was already
         enqueued (so a caller can make an export idempotent by choosing a natural id). ``refs``: what the journal
-        finds the message by, when the caller knows better (and cheaper) than a walk through ``params``."""
+        finds the message by, when the caller knows better (and cheaper) than a walk through ``params``.
+        ``status``: QUEUED (its lane sends it in turn) or WAITING (held out of its lane until a gate message of the
+        lane succeeds, see app/workers/bus.py; ``last_error`` then says what it waits for)."""
+        if status not in (Status.QUEUED, Status.WAITING):
+            raise ValueError(f"an outgoing call is enqueued queued or waiting, not {status.value}")
         message_id = external_id or self.new_id()
         row = NewMessage(
             direction=Direction.OUT,
@@ -94,6 +100,8 @@ class Outbox:
             lane=lane or method,
             document=json.dumps(request_envelope(message_id, method, params)),
             refs=extract_references(params) if refs is None else refs,
+            status=status,
+            last_error=last_error,
         )
         stored = await insert_messages(connection, [row], now)
-        return stored.get((message_id, Status.QUEUED.value))
+        return stored.get((message_id, status.value))

@@ -5,6 +5,10 @@ retrying). Only heads can be claimed, so a lane advances one message at a time, 
 the number of workers and processes. Heads are found with a loose index scan over the partial index
 ``ix_message_pending_lane`` (one probe per lane), never a scan of the backlog; they are then fetched by primary key
 as ``id = ANY(ARRAY(…))`` (a join lets the planner misjudge the head count and walk the whole table).
+
+A *waiting* outbound message (held by the service that enqueued it until a *gate* message of its lane succeeds:
+an order's calls wait for the order's create, app/services/order_gate.py) is not pending: it is in no lane, neither
+blocks one nor is claimed, until RELEASE_WAITING / RELEASE_WAITING_LANE queue it (ix_message_waiting_lane).
 """
 
 from __future__ import annotations
@@ -155,24 +159,75 @@ FINISH_OUTBOUND = text(
     """
 )
 
-# Operator: try a failed, dead or waiting message again now (a fresh retry window for outbound).
+# Outbound: gate messages whose success was just recorded (:ids, in FINISH_OUTBOUND's transaction) release their
+# lanes' waiting messages: queued, due now, behind the gate message (a lane goes in id order). A statement of its
+# own after FINISH_OUTBOUND: a transaction that held a message while reading the gate message FOR SHARE made the
+# record wait for its commit, and only a statement started after that sees the held message. One probe of the
+# (normally empty) partial index ix_message_waiting_lane per lane. Returns how many were released.
+RELEASE_WAITING = text(
+    """
+    WITH released AS (
+        UPDATE message w
+           SET status = 'queued', next_attempt_at = :now, last_error = NULL
+         WHERE w.direction = 'out' AND w.status = 'waiting'
+           AND w.lane = ANY(ARRAY(SELECT g.lane FROM message g
+                                   WHERE g.id = ANY(CAST(:ids AS bigint[])) AND g.status = 'succeeded'))
+        RETURNING 1
+    )
+    SELECT count(*) FROM released
+    """
+)
+
+# The OMS acknowledged an order: the creates `orders sync` queued again and that are not sent yet (queued, retrying)
+# are not needed any more. The order's first create stays: sent again, its id lets the OMS see a repeat.
+DISCARD_PENDING_CREATES = text(
+    """
+    WITH discarded AS (
+        UPDATE message SET status = 'discarded', finished_at = :now, last_error = :reason
+         WHERE direction = 'out' AND lane = :lane AND topic = :topic AND status IN ('queued', 'retrying')
+           AND id <> (SELECT o.export_message_ids[1] FROM sales_order o WHERE o.increment_id = :increment_id)
+        RETURNING 1
+    )
+    SELECT count(*) FROM discarded
+    """
+)
+
+# The same for one lane whose gate opened another way (the OMS acknowledged the order), in the caller's transaction.
+RELEASE_WAITING_LANE = text(
+    """
+    WITH released AS (
+        UPDATE message SET status = 'queued', next_attempt_at = :now, last_error = NULL
+         WHERE direction = 'out' AND status = 'waiting' AND lane = :lane
+        RETURNING 1
+    )
+    SELECT count(*) FROM released
+    """
+)
+
+# Operator's retry: what the journal needs to decide it (an order's call may have to wait, app/services/order_gate.py).
+MESSAGE_FOR_RETRY = text(
+    "SELECT id, direction::text AS direction, channel, topic, lane, status::text AS status FROM message WHERE id = :id"
+)
+
+# Operator: try a failed, dead or retrying message again now (a fresh retry window for outbound): queued, or waiting
+# (with :last_error saying why) for a call about an order the OMS does not have yet.
 RETRY_MESSAGE = text(
     """
     UPDATE message
-       SET status = 'queued', next_attempt_at = :now, first_attempt_at = NULL, lease_until = NULL,
-           finished_at = NULL
+       SET status = CAST(:status AS message_status), next_attempt_at = :now, first_attempt_at = NULL,
+           lease_until = NULL, finished_at = NULL, last_error = COALESCE(:last_error, last_error)
      WHERE id = :id AND status IN ('failed', 'dead', 'retrying')
     RETURNING id
     """
 )
 
-# Operator: drop a message that has not succeeded; its lane moves on.
+# Operator: drop a message that has not succeeded (a waiting one too); its lane moves on.
 DISCARD_MESSAGE = text(
     """
     UPDATE message
        SET status = 'discarded', lease_until = NULL, finished_at = :now,
            last_error = COALESCE(:reason, last_error)
-     WHERE id = :id AND status IN ('queued', 'retrying', 'failed', 'dead')
+     WHERE id = :id AND status IN ('queued', 'waiting', 'retrying', 'failed', 'dead')
     RETURNING id
     """
 )
@@ -299,26 +354,68 @@ QUEUE_SOURCE_ITEMS = text(
 NOTIFY_BUS = text("SELECT pg_notify('oms_connector_bus', '')")
 BUS_CHANNEL = "oms_connector_bus"
 
-# /integration: what is waiting and what is stuck, per lane.
-LANE_BACKLOG = text(
+# /integration (app/services/integration_status.py): each statement's cost follows what is pending, or a limit,
+# never the size of the journal.
+# What is pending per direction, channel and topic (the JSON-RPC method): order lanes are one per order, so a row
+# per lane would be one per order. Read through ix_message_status_id (the pending statuses only) and hashed per
+# topic: no count of distinct lanes, which sorts every pending message (6x the cost).
+TOPIC_BACKLOG = text(
+    """
+    SELECT direction::text AS direction, channel, topic,
+           count(*) FILTER (WHERE status = 'queued') AS queued,
+           count(*) FILTER (WHERE status = 'waiting') AS waiting,
+           count(*) FILTER (WHERE status = 'processing') AS processing,
+           count(*) FILTER (WHERE status = 'retrying') AS retrying,
+           min(created_at) AS oldest_pending_at
+      FROM message WHERE status IN ('queued', 'waiting', 'processing', 'retrying')
+     GROUP BY direction, channel, topic
+    """
+)
+# Failed and dead messages per direction, channel and topic, among the newest :limit of each status (a backward scan
+# of ix_message_status_id): they stay until an operator retries or discards them, so there may be very many.
+TOPIC_FAILED = text(
+    """
+    SELECT direction::text AS direction, channel, topic,
+           count(*) FILTER (WHERE status = 'failed') AS failed, count(*) FILTER (WHERE status = 'dead') AS dead
+      FROM ((SELECT direction, channel, topic, status FROM message
+              WHERE status = 'failed' ORDER BY id DESC LIMIT :limit)
+            UNION ALL
+            (SELECT direction, channel, topic, status FROM message
+              WHERE status = 'dead' ORDER BY id DESC LIMIT :limit)) AS newest
+     GROUP BY direction, channel, topic
+    """
+)
+# Lanes blocked by their head: a retrying message that is the oldest pending one of its lane (one probe of
+# ix_message_pending_lane each); nothing behind it moves until it succeeds. Failed and dead messages no longer hold
+# their lane (TOPIC_FAILED counts them). Only the :count_limit oldest retrying messages are examined (an index-only
+# scan of ix_message_status_id; an OMS outage leaves one per order), fetched by primary key as in the claims; the
+# :limit oldest heads are returned, each with the number of blocked lanes found and of messages examined.
+BLOCKED_LANES = text(
     f"""
-    SELECT direction::text AS direction, lane, count(*) AS backlog, min(created_at) AS oldest,
-           count(*) FILTER (WHERE status = 'retrying') AS retrying
-      FROM message WHERE status IN {_PENDING}
-     GROUP BY direction, lane ORDER BY direction, lane
+    WITH oldest AS MATERIALIZED (
+        SELECT id FROM message WHERE status = 'retrying' ORDER BY id LIMIT :count_limit
+    )
+    SELECT b.*, count(*) OVER () AS counted, (SELECT count(*) FROM oldest) AS examined
+      FROM (SELECT m.id AS message_id, m.direction::text AS direction, m.channel, m.lane, m.topic, m.attempts,
+                   left(m.last_error, :error_chars) AS last_error,
+                   COALESCE(m.first_attempt_at, m.created_at) AS since, m.next_attempt_at
+              FROM message m
+             WHERE m.id = ANY(ARRAY(SELECT id FROM oldest)) AND m.status = 'retrying'
+               AND NOT EXISTS (SELECT 1 FROM message older
+                                WHERE older.direction = m.direction AND older.lane = m.lane
+                                  AND older.status IN {_PENDING} AND older.id < m.id)) AS b
+     ORDER BY b.message_id
+     LIMIT :limit
     """
 )
-LANE_DEAD = text(
-    """
-    SELECT direction::text AS direction, lane, count(*) AS dead
-      FROM message WHERE status IN ('dead', 'failed')
-     GROUP BY direction, lane ORDER BY direction, lane
-    """
-)
+# The newest message of a direction (rejected ones aside) among the newest :window messages: a backward scan of the
+# primary key that stops there, however long ago that direction last had a message.
 LAST_MESSAGE = text(
     """
     SELECT id, topic, status::text AS status, created_at, finished_at, last_error
-      FROM message WHERE direction = CAST(:direction AS message_direction) AND status <> 'rejected'
+      FROM message
+     WHERE direction = CAST(:direction AS message_direction) AND status <> 'rejected'
+       AND id > (SELECT coalesce(max(id), 0) FROM message) - :window
      ORDER BY id DESC LIMIT 1
     """
 )
@@ -436,12 +533,13 @@ SET_ORDER_EXPORT = text(
 BUNDLE_RULES = text("SELECT sku, rule FROM bundle_sourcing_rule WHERE sku = ANY(CAST(:skus AS text[]))")
 
 # `orders sync`: orders whose status is exportable but that have no export, or whose export failed, was discarded
-# or died — oldest first, all or :limit (NULL: all). Locked, so two syncs never queue one order twice.
+# or died — oldest first, the next :limit after id :after (one batch). Locked, so two syncs never queue one order
+# twice.
 ORDERS_TO_SYNC = text(
     """
     SELECT o.id, o.increment_id, o.document::text AS document_text, cardinality(o.export_message_ids) AS exports
       FROM sales_order o LEFT JOIN message m ON m.id = o.export_message_id
-     WHERE o.acknowledged_at IS NULL
+     WHERE o.id > :after AND o.acknowledged_at IS NULL
        AND ((o.export_message_id IS NULL AND o.commerce_status = ANY(CAST(:statuses AS text[])))
             OR m.status IN ('failed', 'dead', 'discarded'))
      ORDER BY o.id
@@ -458,6 +556,18 @@ ACKNOWLEDGE_ORDER = text(
            acknowledged_message_id = COALESCE(acknowledged_message_id, :message_id), updated_at = :now
      WHERE increment_id = :increment_id
     RETURNING acknowledged_message_id
+    """
+)
+
+# Whether the OMS has an order (app/services/order_gate.py): acknowledged, or its current export succeeded. The
+# order row is locked, and the export message read FOR SHARE: a success being recorded meanwhile is waited for and
+# then read (so a call is never held after the release that would have let it go).
+ORDER_GATE = text(
+    """
+    SELECT o.acknowledged_at IS NOT NULL AS acknowledged, o.export_message_id,
+           (SELECT m.status::text FROM message m WHERE m.id = o.export_message_id FOR SHARE) AS export_status
+      FROM sales_order o WHERE o.increment_id = :increment_id
+       FOR UPDATE OF o
     """
 )
 
@@ -609,7 +719,13 @@ REQUEST_CANCEL = text(
     """
 )
 
-CANCEL_MESSAGE_OF_ORDER = text("SELECT cancel_message_id FROM sales_order WHERE id = :order_id")
+CANCEL_MESSAGE_OF_ORDER = text(
+    """
+    SELECT o.cancel_message_id, m.status::text AS status
+      FROM sales_order o LEFT JOIN message m ON m.id = o.cancel_message_id
+     WHERE o.id = :order_id
+    """
+)
 
 # Returns the store asked for that the OMS never took (the authorize call failed, died or was discarded, and no
 # RMA came back): their lines may be asked for again.
@@ -711,28 +827,42 @@ RELEASE_PRODUCT_ID = text(
     "UPDATE catalog_product SET product_id = NULL WHERE product_id = CAST(:product_id AS bigint) AND sku <> :sku"
 )
 
-# A product as the store posted it (again): what it is now; a re-posted deleted product is back.
+# A product as the store posted it (again), or a shipping method (:shipping_method): what it is now; a re-posted
+# deleted product is back. A row of the other kind is never overwritten: no row comes back then (a SKU conflict).
+# Localized names (CSV store-view rows) are kept and returned: the params the OMS receives include them.
 UPSERT_CATALOG_PRODUCT = text(
     """
     INSERT INTO catalog_product (sku, product_id, type, name, enabled, deleted, children_skus, child_ids,
-                                 custom_attributes, website_ids, created_at, updated_at)
+                                 custom_attributes, website_ids, shipping_method, created_at, updated_at)
     VALUES (:sku, :product_id, :type, :name, :enabled, false, CAST(:children_skus AS text[]),
             CAST(:child_ids AS bigint[]), CAST(:custom_attributes AS jsonb), CAST(:website_ids AS integer[]),
-            :now, :now)
+            :shipping_method, :now, :now)
     ON CONFLICT (sku) DO UPDATE
        SET product_id = COALESCE(excluded.product_id, catalog_product.product_id), type = excluded.type,
            name = excluded.name, enabled = excluded.enabled, deleted = false, children_skus = excluded.children_skus,
            child_ids = excluded.child_ids, custom_attributes = excluded.custom_attributes,
            website_ids = excluded.website_ids, updated_at = excluded.updated_at
+     WHERE catalog_product.shipping_method = excluded.shipping_method
+    RETURNING localized_names
+    """
+)
+
+# What holds each of these SKUs in the catalog (a store product or a shipping method), for a SKU conflict's answer.
+CATALOG_SKU_HOLDERS = text(
+    """
+    SELECT sku, type, name, deleted, shipping_method FROM catalog_product
+     WHERE sku = ANY(CAST(:skus AS text[])) ORDER BY sku
     """
 )
 
 SKUS_OF_PRODUCT_IDS = text("SELECT product_id, sku FROM catalog_product WHERE product_id = ANY(CAST(:ids AS bigint[]))")
 
-PARENTS_OF_PRODUCT = text(
+# The configurables linking any of these child ids (each once), locked in SKU order.
+PARENTS_OF_PRODUCTS = text(
     """
-    SELECT sku, type, name, enabled, deleted, children_skus, child_ids, custom_attributes FROM catalog_product
-     WHERE child_ids @> ARRAY[CAST(:child_id AS bigint)]
+    SELECT sku, type, name, enabled, deleted, children_skus, child_ids, custom_attributes, localized_names
+      FROM catalog_product
+     WHERE child_ids && CAST(:child_ids AS bigint[])
      ORDER BY sku
        FOR UPDATE
     """
@@ -767,17 +897,19 @@ SET_PRODUCT_EXPORTED = text(
     """
 )
 
+# A shipping method's row is not the store's to delete (PUT /catalog/shipping-methods removes it).
 MARK_PRODUCT_DELETED = text(
     """
-    UPDATE catalog_product SET deleted = true, updated_at = :now WHERE sku = :sku
-    RETURNING sku, type, name, enabled, deleted, children_skus, child_ids, custom_attributes
+    UPDATE catalog_product SET deleted = true, updated_at = :now WHERE sku = :sku AND NOT shipping_method
+    RETURNING sku, type, name, enabled, deleted, children_skus, child_ids, custom_attributes, localized_names
     """
 )
 
 CATALOG_PRODUCT = text(
     """
-    SELECT p.sku, p.product_id, p.type, p.name, p.enabled, p.deleted, p.children_skus, p.child_ids,
-           p.custom_attributes, p.website_ids, p.exports, p.export_message_id, p.exported_at,
+    SELECT p.sku, p.product_id, p.type, p.name, p.enabled, p.deleted, p.shipping_method, p.children_skus,
+           p.child_ids, p.custom_attributes, p.localized_names, p.website_ids, p.exports, p.export_message_id,
+           p.exported_at,
            (SELECT status::text FROM message WHERE id = p.export_message_id) AS export_status,
            p.created_at, p.updated_at
       FROM catalog_product p WHERE p.sku = :sku
@@ -856,9 +988,9 @@ CATALOG_EXPORT_STATE = text(
 #                 tests/integration/test_catalog_sql_params.py holds them equal);
 #   fingerprints  the params' fingerprint where it differs from the one last exported, NULL where the OMS already has
 #                 these params (nothing to record once the batch is acknowledged: a re-export writes no row).
-# No products past the cursor: one row of NULLs.
-CATALOG_BATCH_ENCODED = text(
-    """
+# No products past the cursor: one row of NULLs. SHIPPING_METHOD_BATCH_ENCODED: the same of the shipping methods'
+# rows only (a full export from Adobe Commerce sends them after the store's products).
+_BATCH_ENCODED = """
     SELECT array_agg(b.sku ORDER BY b.sku) AS skus,
            array_agg('{"jsonrpc":"2.0","id":' || to_json(CAST(:id_prefix AS text) || b.sku)::text
                      || ',"method":' || to_json(CAST(:method AS text))::text || ',"params":' || b.params || '}'
@@ -874,18 +1006,21 @@ CATALOG_BATCH_ENCODED = text(
             SELECT p.sku, p.fingerprint, p.encoded_for = s.encoding AS kept,
                    CASE WHEN p.encoded_for = s.encoding THEN p.params
                         ELSE catalog_product_params(p.type, p.sku, p.name, p.enabled, p.deleted, p.children_skus,
-                                                    p.custom_attributes, CAST(:attributes AS text[]), :locale)
+                                                    p.custom_attributes, p.localized_names,
+                                                    CAST(:attributes AS text[]), :locale)
                    END AS params
               FROM catalog_product p,
                    (SELECT catalog_product_encoding(CAST(:attributes AS text[]), :locale) AS encoding
                      OFFSET 0) s  -- computed once (OFFSET 0 keeps the planner from inlining it into every row)
              WHERE p.sku > CAST(:after AS text)  -- '' before the first SKU (no SKU is empty): one plan for all
+                   {only}
              ORDER BY p.sku
              LIMIT :limit
           ) AS r
       ) AS b
-    """
-)
+"""
+CATALOG_BATCH_ENCODED = text(_BATCH_ENCODED.replace("{only}", ""))
+SHIPPING_METHOD_BATCH_ENCODED = text(_BATCH_ENCODED.replace("{only}", "AND p.shipping_method"))
 
 CATALOG_BATCH_STARTED = text(
     f"""
@@ -939,9 +1074,11 @@ CATALOG_BATCH_ACKNOWLEDGED = text(
 )
 
 # --- catalog import --------------------------------------------------------------------------------------------
+# The rows of a batch's SKUs as they are (a row updates a product: its empty cells change nothing), locked.
 LOCK_CATALOG_ROWS = text(
     """
-    SELECT p.sku, p.type, e.fingerprint AS exported_fingerprint, p.exports
+    SELECT p.sku, p.type, p.name, p.enabled, p.deleted, p.children_skus, p.custom_attributes, p.localized_names,
+           p.shipping_method, e.fingerprint AS exported_fingerprint, p.exports
       FROM catalog_product p LEFT JOIN catalog_product_exported e ON e.sku = p.sku
      WHERE p.sku = ANY(CAST(:skus AS text[]))
      ORDER BY p.sku
@@ -949,22 +1086,29 @@ LOCK_CATALOG_ROWS = text(
     """
 )
 
-# A batch of CSV rows in one statement; rows arrive sorted by SKU (locks in one order). The Adobe Commerce id,
-# child ids and websites of a product the store posted are kept: a CSV does not carry them.
+# A batch of CSV rows in one statement (each product as the rows left it, merged over the stored one in Python: a
+# default row brings a deleted product back, a store-view row does not); rows arrive sorted by SKU (locks in one
+# order). The Adobe Commerce id, child ids and websites of a product the
+# store posted are kept: a CSV does not carry them. A shipping method's row is never overwritten: only the SKUs
+# stored come back.
 UPSERT_CATALOG_ROWS = text(
     """
-    INSERT INTO catalog_product (sku, type, name, enabled, deleted, children_skus, custom_attributes, created_at,
-                                 updated_at)
-    SELECT t.sku, t.type, t.name, t.enabled, false,
-           ARRAY(SELECT jsonb_array_elements_text(CAST(t.children AS jsonb))), CAST(t.attributes AS jsonb), :now, :now
+    INSERT INTO catalog_product (sku, type, name, enabled, deleted, children_skus, custom_attributes,
+                                 localized_names, created_at, updated_at)
+    SELECT t.sku, t.type, t.name, t.enabled, t.deleted,
+           ARRAY(SELECT jsonb_array_elements_text(CAST(t.children AS jsonb))), CAST(t.attributes AS jsonb),
+           CAST(t.localized AS jsonb), :now, :now
       FROM unnest(CAST(:skus AS text[]), CAST(:types AS text[]), CAST(:names AS text[]),
-                  CAST(:enabled AS boolean[]), CAST(:children AS text[]), CAST(:attributes AS text[]))
-           AS t(sku, type, name, enabled, children, attributes)
+                  CAST(:enabled AS boolean[]), CAST(:deleted AS boolean[]), CAST(:children AS text[]),
+                  CAST(:attributes AS text[]), CAST(:localized_names AS text[]))
+           AS t(sku, type, name, enabled, deleted, children, attributes, localized)
      ORDER BY t.sku
     ON CONFLICT (sku) DO UPDATE
-       SET type = excluded.type, name = excluded.name, enabled = excluded.enabled, deleted = false,
+       SET type = excluded.type, name = excluded.name, enabled = excluded.enabled, deleted = excluded.deleted,
            children_skus = excluded.children_skus, custom_attributes = excluded.custom_attributes,
-           updated_at = excluded.updated_at
+           localized_names = excluded.localized_names, updated_at = excluded.updated_at
+     WHERE NOT catalog_product.shipping_method
+    RETURNING sku
     """
 )
 
@@ -980,4 +1124,21 @@ SET_PRODUCTS_EXPORTED = text(
 
 SET_JOURNAL_RESULT = text(
     "UPDATE message SET result = CAST(:result AS jsonb), finished_at = :now, started_at = :now WHERE id = :id"
+)
+
+# --- stock reset (development only) ----------------------------------------------------------------------------
+# A page of every SKU the connector knows, after :after in SKU order: SKUs with stock and the catalog's products
+# (not deleted ones, not shipping methods: they are sold as lines, never stocked). Both sides are read in SKU order
+# from their primary keys and merged, so a page costs the same at the start and at the end of a million SKUs.
+STOCK_RESET_SKUS = text(
+    """
+    SELECT DISTINCT known.sku FROM (
+        (SELECT DISTINCT sku FROM stock WHERE sku > :after ORDER BY sku LIMIT :limit)  -- a row per aggregate
+        UNION ALL
+        (SELECT sku FROM catalog_product WHERE sku > :after AND NOT deleted AND NOT shipping_method
+          ORDER BY sku LIMIT :limit)
+    ) AS known
+     ORDER BY known.sku
+     LIMIT :limit
+    """
 )

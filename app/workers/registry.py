@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.settings import Settings
+from app.settings import ConfigurationError, Settings
 from app.workers.outbox import Outbox
 
 
@@ -86,9 +86,14 @@ def build_registry(settings: Settings, plugins: Iterable[str] = ()) -> HandlerRe
     for spec in [*settings.handler_plugins, *plugins]:
         module_name, _, function_name = spec.partition(":")
         if not function_name:
-            raise ValueError(f"HANDLER_PLUGINS entry {spec!r} must look like module:function")
-        install: Callable[[HandlerRegistry, Settings], None] = getattr(
-            importlib.import_module(module_name), function_name
-        )
+            raise ConfigurationError(f"HANDLER_PLUGINS: {spec!r} must look like module:function")
+        try:
+            install: Callable[[HandlerRegistry, Settings], None] = getattr(
+                importlib.import_module(module_name), function_name
+            )
+        except (ImportError, AttributeError) as exc:  # start-up stops with one line naming the setting
+            raise ConfigurationError(
+                f"HANDLER_PLUGINS: {spec!r} cannot be loaded: {exc.__class__.__name__}: {exc}"
+            ) from exc
         install(registry, settings)
     return registry

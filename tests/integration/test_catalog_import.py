@@ -76,10 +76,25 @@ async def test_bad_encoding_is_a_row_error_and_a_csv_without_sku_column_is_refus
 ) -> None:
     body = b"sku,name,product_type\nGOOD,Good,simple\nBAD,Caf\xe9,simple\n"
     answer = (await client.post("/catalog/import", content=body, headers=CSV_HEADERS)).json()
-    assert answer["stored"] == 1 and answer["errors"] == [{"row": 2, "field": "encoding", "message": "not UTF-8"}]
+    assert answer["stored"] == 1
+    assert answer["errors"] == [{"row": 2, "field": "encoding", "message": "column 'name' is not UTF-8"}]
     refused = await client.post("/catalog/import", content=b"name,type\nA,simple\n", headers=CSV_HEADERS)
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "header"
     assert (await client.post("/catalog/import", content=body, headers={"Content-Type": "text/csv"})).status_code == 401
+
+
+async def test_a_sku_that_is_not_utf8_or_holds_nul_is_a_row_error_before_it_reaches_the_database(
+    client: httpx.AsyncClient, raw: asyncpg.Connection
+) -> None:
+    body = b"sku,name,product_type\nA\xff\xfeB,x,simple\nA\x00B,x,simple\nGOOD,G\x00od,simple\nFINE,Fine,simple\n"
+    response = await client.post("/catalog/import", content=body, headers=CSV_HEADERS)
+    assert response.status_code == 200, response.text
+    assert response.json()["errors"] == [
+        {"row": 1, "field": "encoding", "message": "column 'sku' is not UTF-8"},
+        {"row": 2, "field": "encoding", "message": "column 'sku' contains a NUL byte"},
+        {"row": 3, "field": "encoding", "message": "column 'name' contains a NUL byte"},
+    ]
+    assert [row["sku"] for row in await raw.fetch("SELECT sku FROM catalog_product")] == ["FINE"]
 
 
 async def test_an_import_over_the_size_limit_is_refused(client: httpx.AsyncClient, runtime) -> None:  # type: ignore[no-untyped-def]

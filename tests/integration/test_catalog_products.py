@@ -251,3 +251,36 @@ class TestShippingMethods:
         assert (await exports(raw, "flatrate_flatrate"))[-1]["enabled"] is False
         again = await client.put("/catalog/shipping-methods", json=methods, headers=operator_headers())
         assert [o["exported"] for o in again.json()["outcomes"]] == [False]
+
+
+async def test_a_configurable_posted_with_its_children_is_exported_once_with_them(
+    client: httpx.AsyncClient, raw: asyncpg.Connection
+) -> None:
+    parent = product(
+        "TEE-ORG", id=4001, name="Organic Tee", type_id="configurable",
+        extension_attributes={"configurable_product_links": [4002, 4003]},
+    )  # fmt: skip
+    children = [product("TEE-ORG-BLU-M", id=4002), product("TEE-ORG-BLU-L", id=4003)]
+    answer = await post(client, [parent, *children])
+    assert [(o["sku"], o["reason"]) for o in answer.json()["products"]] == [
+        ("TEE-ORG", "new"), ("TEE-ORG-BLU-M", "new"), ("TEE-ORG-BLU-L", "new")
+    ]  # fmt: skip
+    [exported] = await exports(raw, "TEE-ORG")
+    assert exported["children_skus"] == ["TEE-ORG-BLU-M", "TEE-ORG-BLU-L"]  # in link order
+    view = await client.get("/catalog/products/TEE-ORG", headers=operator_headers())
+    assert view.json()["children_skus"] == ["TEE-ORG-BLU-M", "TEE-ORG-BLU-L"] and view.json()["exports"] == 1
+
+
+async def test_children_posted_together_export_their_earlier_parent_once(
+    client: httpx.AsyncClient, raw: asyncpg.Connection
+) -> None:
+    parent = product(
+        "TEE-ORG", id=4001, name="Organic Tee", type_id="configurable",
+        extension_attributes={"configurable_product_links": [4002, 4003]},
+    )  # fmt: skip
+    await post(client, parent)
+    answer = await post(client, [product("TEE-ORG-BLU-M", id=4002), product("TEE-ORG-BLU-L", id=4003)])
+    assert sorted((o["sku"], o["reason"]) for o in answer.json()["products"]) == [
+        ("TEE-ORG", "changed"), ("TEE-ORG-BLU-L", "new"), ("TEE-ORG-BLU-M", "new")
+    ]  # fmt: skip
+    assert [p["children_skus"] for p in await exports(raw, "TEE-ORG")] == [[], ["TEE-ORG-BLU-M", "TEE-ORG-BLU-L"]]

@@ -1,7 +1,9 @@
 """The full export's params encoded by PostgreSQL are, byte for byte, what the Python mapper gives
 (encode(product_params(...))), fingerprints included, both as the catalog trigger keeps them (migration 0008) and as
 queries.CATALOG_BATCH_ENCODED encodes them when the settings changed since: product events (Python) and full exports
-(SQL) must agree on what the OMS has, or every product would be exported again after a full export."""
+(SQL) must agree on what the OMS has, or every product would be exported again after a full export. Localized names
+(CSV store-view rows) included: their order (code point order of the locale, whatever the database's collation) and
+the default locale's left out."""
 
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ from app.workers import queries
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 CODES = ["color", "brand", "size"]
+# Locales: a few real ones (so that a product's localized names often hold the default locale) and any text (so that
+# their order is tested beyond ASCII: upper and lower case, accents, characters outside the BMP).
+LOCALES = st.one_of(st.sampled_from(["en_US", "de_DE", "fr_FR", "de_AT", "Zz", "éa", "\U0001f600"]), TEXT.filter(bool))
 
 
 @st.composite
@@ -33,6 +38,7 @@ def products(draw: Any) -> list[CatalogEntry]:
             children_skus=draw(st.lists(TEXT, max_size=3)),
             custom_attributes=draw(st.dictionaries(st.sampled_from([*CODES, "other"]), TEXT, max_size=4)),
             deleted=draw(st.booleans()),
+            localized_names=draw(st.dictionaries(LOCALES, TEXT, max_size=4)),
         )
         for sku in skus
     ]
@@ -66,7 +72,7 @@ def assert_encoded_as_python(batch: Any, by_sku: dict[str, CatalogEntry], attrib
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(entries=products(), attributes=st.lists(st.sampled_from(CODES), unique=True), locale=TEXT.filter(bool))
+@given(entries=products(), attributes=st.lists(st.sampled_from(CODES), unique=True), locale=LOCALES)
 async def test_postgres_encodes_each_product_as_the_python_mapper_does(
     runtime: Runtime, raw: asyncpg.Connection, entries: list[CatalogEntry], attributes: list[str], locale: str
 ) -> None:
@@ -76,12 +82,21 @@ async def test_postgres_encodes_each_product_as_the_python_mapper_does(
     await raw.execute(settings_in_force, "product_locale", json.dumps(locale))
     await raw.executemany(
         """
-        INSERT INTO catalog_product (sku, type, name, enabled, deleted, children_skus, custom_attributes, created_at,
-                                     updated_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, now(), now())
+        INSERT INTO catalog_product (sku, type, name, enabled, deleted, children_skus, custom_attributes,
+                                     localized_names, created_at, updated_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, now(), now())
         """,
         [
-            (e.sku, e.type, e.name, e.enabled, e.deleted, list(e.children_skus), json.dumps(e.custom_attributes))
+            (
+                e.sku,
+                e.type,
+                e.name,
+                e.enabled,
+                e.deleted,
+                list(e.children_skus),
+                json.dumps(e.custom_attributes),
+                json.dumps(e.localized_names),
+            )
             for e in entries
         ],
     )

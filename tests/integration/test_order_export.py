@@ -16,6 +16,7 @@ import respx
 
 from app.clock import FrozenClock
 from app.runtime import Runtime
+from app.services import orders as orders_module
 from app.services.orders import OrderService
 from app.workers.registry import HandlerRegistry, build_registry
 from tests.conftest import make_settings
@@ -372,6 +373,30 @@ async def test_orders_sync_queues_failed_and_dead_exports_again_oldest_first_up_
     assert response.json()["increment_ids"] == ["203"]
     assert (await client.post("/orders/sync", headers=operator_headers())).json()["queued"] == 0
     assert (await client.post("/orders/sync", headers=COMMERCE)).status_code == 401
+
+
+async def test_orders_sync_works_in_batches_and_names_a_bounded_number_of_orders(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    raw: asyncpg.Connection,
+    oms: respx.Router,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    oms.post(OMS_URL).mock(return_value=httpx.Response(400, text="no"))
+    numbers = [f"30{n}" for n in range(7)]
+    for number in numbers:
+        await post_order(client, commerce_order(increment_id=number))
+    while await runtime.bus.send_next_outbound():
+        pass
+    monkeypatch.setattr(orders_module, "SYNC_BATCH", 2)
+    monkeypatch.setattr(orders_module, "MAX_SYNC_LISTED", 3)
+
+    first = await runtime.orders.sync(5)  # three batches: 2 + 2 + 1
+    assert (first.queued, first.increment_ids) == (5, numbers[:3])
+    everything = await runtime.orders.sync()
+    assert (everything.queued, everything.increment_ids) == (2, numbers[5:])
+    queued = await raw.fetch("SELECT external_id FROM message WHERE status = 'queued' ORDER BY id")
+    assert [row["external_id"] for row in queued] == [f"mdc-order-{number}-2" for number in numbers]
 
 
 async def test_orders_sync_exports_held_orders_whose_status_became_exportable(

@@ -24,6 +24,7 @@ from app.mappers.order_to_mcom import (
     OrderMappingOptions,
     item_of_line_id,
     order_to_mcom,
+    unit_line_count,
     unit_line_id,
 )
 from tests.support.orders import Selection, bundle, cents, commerce_order, configurable, dec, item, item_gross, parse
@@ -309,6 +310,8 @@ def test_mapped_orders_keep_every_money_rule(doc):
     mapped = order_to_mcom(order, OrderMappingOptions(), document)["order"]
     lines = mapped["lines"]
     extension = doc["extension_attributes"]
+    # OMS_MAX_ORDER_LINES is checked on a count made before mapping: it is the count mapping makes
+    assert unit_line_count(order) == sum(1 for line in lines if line["product_type"] != "SHIPPING")
     gift_cards = _amount(extension, "gift_cards_amount")
     store_credit = _amount(extension, "customer_balance_amount")
     tenders = gift_cards + store_credit + _amount(extension, "reward_currency_amount")

@@ -104,3 +104,16 @@ def test_a_bad_product_is_refused_naming_the_field(document: object, field: str)
 def test_too_many_products_in_one_post_are_refused() -> None:
     with pytest.raises(ProductRejected):
         parse_products([{"sku": f"S{n}"} for n in range(MAX_PRODUCTS_PER_POST + 1)])
+
+
+def test_localized_names_follow_the_default_name_in_locale_order_without_the_default_locale() -> None:
+    names = {"fr_FR": "T-shirt bio", "de_DE": "Bio-T-Shirt", "en_US": "Organic T (US)"}
+    params = product_params(entry(localized_names=names), [], "en_US")["product"]
+    assert params["name"] == [
+        {"value": "Organic Tee", "locale": "en_US"},
+        {"value": "Bio-T-Shirt", "locale": "de_DE"},
+        {"value": "T-shirt bio", "locale": "fr_FR"},
+    ]
+    without = fingerprint(product_params(entry(), [], "en_US"))
+    assert fingerprint(product_params(entry(localized_names={"en_US": "x"}), [], "en_US")) == without
+    assert fingerprint(product_params(entry(localized_names={"de_DE": "x"}), [], "en_US")) != without
