@@ -126,3 +126,37 @@ REENCODED = """
                                   localized_names, ARRAY['color'], 'en_US')
       FROM catalog_product WHERE sku = $1
 """
+
+
+async def test_0009_holds_calls_queued_behind_a_create_the_oms_has_not_received(pg_server: DatabaseUrl):
+    url = await create_database(pg_server, template=None)
+    try:
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "0008")
+        connection = await asyncpg.connect(url.libpq)
+        try:
+            message = """
+                INSERT INTO message (direction, channel, topic, external_id, lane, payload, status, next_attempt_at,
+                                     created_at)
+                VALUES ('out', 'oms', $1, $2, $3, '{}', $4, now(), now()) RETURNING id"""
+            create, cancel, sent = "magento.sales.order_management.create", "magento.sales.order_management.cancel", []
+            for number, create_status in (("1", "retrying"), ("2", "succeeded")):
+                lane = f"order/{number}"
+                create_id = await connection.fetchval(message, create, f"c{number}", lane, create_status)
+                sent.append(await connection.fetchval(message, cancel, f"x{number}", lane, "queued"))
+                await connection.execute(
+                    """INSERT INTO sales_order (increment_id, commerce_status, document, received_at, updated_at,
+                                                export_message_id)
+                       VALUES ($1, 'pending', '{}', now(), now(), $2)""",
+                    number,
+                    create_id,
+                )
+            await asyncio.to_thread(command.upgrade, alembic_config(url), "0009")
+            held = await connection.fetch("SELECT id, status::text, last_error FROM message WHERE id = ANY($1)", sent)
+            by_id = {row["id"]: row for row in held}
+            assert by_id[sent[0]]["status"] == "waiting"  # its create is still retrying: it must not overtake it
+            assert "waits for order 1's create" in by_id[sent[0]]["last_error"]
+            assert by_id[sent[1]]["status"] == "queued"  # the OMS has order 2
+        finally:
+            await connection.close()
+    finally:
+        await drop_database(pg_server, url)
