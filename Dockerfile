@@ -3,6 +3,8 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 DATA_DIR=/data
+# Logs as JSON lines on stderr (what log collectors parse), even under `docker run -t`; LOG_FORMAT=text to read.
+ENV LOG_FORMAT=json
 
 WORKDIR /srv
 COPY pyproject.toml README.md alembic.ini ./

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve worker migrate test lint fmt bench bench-stock bench-orders bench-lifecycle bench-catalog clean
+.PHONY: install serve worker migrate test lint fmt bench bench-stock bench-orders bench-lifecycle bench-catalog bench-prune clean
 
 install: $(STAMP)
 
@@ -35,7 +35,7 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install        ## JSON rules, ingest/drain, stock, order-export and lifecycle benchmarks (bench/README.md)
+bench: install        ## JSON rules, ingest/drain, stock, order-export and lifecycle benchmarks (not catalog, prune: long) (bench/README.md)
 	$(BIN)/python bench/json_rules.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/stock.py
@@ -53,6 +53,9 @@ bench-lifecycle: install ## the order-lifecycle (shipments end to end) benchmark
 
 bench-catalog: install ## the full catalog export benchmark alone (1M products: long)
 	$(BIN)/python bench/catalog.py $(ARGS)
+
+bench-prune: install   ## the journal prune benchmark alone (5M old messages: ~10 minutes)
+	$(BIN)/python bench/prune.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

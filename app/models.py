@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     Enum,
     ForeignKey,
     Index,
@@ -150,7 +151,70 @@ class Message(Base):
             "id",
             postgresql_where=text("direction = 'out' AND status = 'waiting'"),
         ),
+        # The processing-time report's rollup reads the messages finished in a few minutes (app/workers/stats.py).
+        # Partial: a message enters it once, when it finishes (none at ingest), the one cost on the hot path.
+        Index("ix_message_finished_at", "finished_at", postgresql_where=text("finished_at IS NOT NULL")),
     )
+
+
+class _MessageStat:
+    """What the processing-time report keeps of the messages finished in one period (app/workers/stats.py), per
+    direction, channel, topic and outcome: exact counts, sums and maxima, and each duration's histogram.
+
+    Durations (milliseconds): *processing* is the message's ``duration_ms`` (the handler run, or the outbound call;
+    rejected messages have none), *end to end* is ``finished_at - created_at`` (received → done inbound; queued →
+    acknowledged outbound, retries included). A histogram keeps its non-empty buckets only, as two parallel arrays:
+    bucket numbers (app/services/histogram.py: bucket i holds [2^((i-1)/4), 2^(i/4)) ms) and their counts.
+    """
+
+    direction: Mapped[Direction] = mapped_column(_direction_enum, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # the status it finished in: succeeded, failed, dead, discarded or rejected
+    outcome: Mapped[Status] = mapped_column(_status_enum, primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer)
+    processing_count: Mapped[int] = mapped_column(Integer)  # messages with a processing time
+    processing_sum_ms: Mapped[int] = mapped_column(BigInteger)
+    processing_max_ms: Mapped[int | None] = mapped_column(Integer)
+    processing_buckets: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
+    processing_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    end_to_end_sum_ms: Mapped[float] = mapped_column(Double)
+    end_to_end_max_ms: Mapped[float] = mapped_column(Double)
+    end_to_end_buckets: Mapped[list[int]] = mapped_column(ARRAY(SmallInteger))
+    end_to_end_counts: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+
+
+class MessageStatMinute(_MessageStat, Base):
+    """Per minute (UTC) of ``finished_at``; kept OMS_STATS_RETENTION_DAYS, whatever the journal's pruning."""
+
+    __tablename__ = "message_stat_minute"
+
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+
+
+class MessageStatHour(_MessageStat, Base):
+    """The minutes of an hour (UTC) merged, once they are final: long reports read 60 times fewer rows."""
+
+    __tablename__ = "message_stat_hour"
+
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+
+
+class MessageStatState(Base):
+    """One row (id = 1): how far the rollup got (app/workers/stats.py).
+
+    ``rolled_up_until``: minute rows exist for every minute before it (later minutes are read live from the
+    journal); ``counted_until``: every message finished before it is counted for good — the rollup never recomputes
+    those minutes again, so the journal may prune them; ``hours_until``: hour rows exist for every hour before it.
+    """
+
+    __tablename__ = "message_stat_state"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    rolled_up_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    counted_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    hours_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class IntegrationState(Base):
@@ -167,6 +231,7 @@ class IntegrationState(Base):
     registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     register_error: Mapped[str | None] = mapped_column(Text)
     register_attempted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    daily_prune_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the journal's last daily prune
 
 
 class Stock(Base):

@@ -15,6 +15,7 @@ from app.clients.commerce import CommerceClient
 from app.clients.oms import OmsClient
 from app.clock import Clock, SystemClock
 from app.db import Database, DatabaseUrl, head_revision, migrate, resolve_database_url
+from app.metrics import Metrics
 from app.plugins import load_line_attribute_plugins
 from app.services.catalog import CatalogService
 from app.services.catalog_export import CatalogExports
@@ -23,9 +24,11 @@ from app.services.commerce_effects import COMMERCE_CHANNEL
 from app.services.inbox import InboxWriter, OmsInbox
 from app.services.integration import IntegrationSwitch, Registrar
 from app.services.journal import Journal
+from app.services.journal_prune import JournalPrune
 from app.services.order_actions import OrderActions
 from app.services.order_gate import GATE_TOPICS
 from app.services.orders import OrderService
+from app.services.reports import ProcessingReports
 from app.services.stock import StockService
 from app.settings import Settings
 from app.workers.bus import Bus, Sender
@@ -33,6 +36,7 @@ from app.workers.commerce_sender import CommerceSender
 from app.workers.oms_sender import OmsSender
 from app.workers.registry import HandlerRegistry, build_registry
 from app.workers.runner import WorkerPool
+from app.workers.stats import StatsRollup
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +53,19 @@ class Runtime:
     switch: IntegrationSwitch
     registrar: Registrar
     journal: Journal
+    journal_prune: JournalPrune
     stock: StockService
     orders: OrderService
     order_actions: OrderActions
     catalog: CatalogService
     catalog_exports: CatalogExports
     catalog_import: CatalogImport
+    stats: StatsRollup  # the processing-time report's rollup (run by processes with workers)
+    reports: ProcessingReports
     client: OmsClient | None
     commerce: CommerceClient | None
     head_revision: str | None
+    metrics: Metrics  # this process's Prometheus metrics (GET /metrics)
     workers: WorkerPool | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -78,12 +86,15 @@ class Runtime:
         clock = clock or SystemClock()
         db = Database(url)
         registry = registry or build_registry(settings)
-        client = OmsClient.from_settings(settings, oms_transport) if settings.oms_configured else None
+        metrics = Metrics()
+        client = OmsClient.from_settings(settings, oms_transport, metrics) if settings.oms_configured else None
         switch = IntegrationSwitch(db, clock)
         senders: dict[str, Sender] = {}
         if client is not None:
             senders["oms"] = OmsSender(client, mode=settings.oms_send_mode, batch_size=settings.oms_rpc_batch_size)
-        commerce = CommerceClient.from_settings(settings, commerce_transport) if settings.commerce_configured else None
+        commerce: CommerceClient | None = None
+        if settings.commerce_configured:
+            commerce = CommerceClient.from_settings(settings, commerce_transport, metrics)
         if commerce is not None:
             senders[COMMERCE_CHANNEL] = CommerceSender(commerce)
         bus = Bus(
@@ -94,6 +105,7 @@ class Runtime:
             senders=senders,
             is_enabled=switch.is_enabled,
             gate_topics=GATE_TOPICS,
+            metrics=metrics,
         )
         writer = InboxWriter(db, clock)
         catalog = CatalogService(db, clock, settings, bus.outbox)
@@ -104,19 +116,23 @@ class Runtime:
             registry=registry,
             bus=bus,
             writer=writer,
-            inbox=OmsInbox(writer),
+            inbox=OmsInbox(writer, metrics),
             switch=switch,
             registrar=Registrar(db, settings, clock, client),
             journal=Journal(db, clock),
+            journal_prune=JournalPrune(db, clock, settings),
             stock=StockService(db, clock, settings),
             orders=OrderService(db, clock, settings, bus, load_line_attribute_plugins()),
             order_actions=OrderActions(db, clock, settings, bus.outbox),
             catalog=catalog,
             catalog_exports=CatalogExports(db, clock, settings, client, catalog, commerce),
             catalog_import=CatalogImport(db, clock, settings),
+            stats=StatsRollup(db, clock, settings),
+            reports=ProcessingReports(db, clock),
             client=client,
             commerce=commerce,
             head_revision=head_revision(url),
+            metrics=metrics,
         )
 
     async def migrate(self) -> None:
@@ -143,6 +159,8 @@ class Runtime:
             )
             await self.workers.start()
             self.run_in_background(self.catalog_exports.keep_running(), "catalog-exports")
+            self.run_in_background(self.stats.keep_rolling_up(), "stats-rollup")  # one replica at a time
+            self.run_in_background(self.journal_prune.keep_pruning(), "journal-prune")  # daily, one replica
         if register and self.client is not None and self.settings.callback_url:
             self.background.append(asyncio.create_task(self.registrar.keep_registered(), name="oms-register"))
         # Everything built so far lives as long as the process: keep it out of the garbage collector's full

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
 from app.models import Direction, Status
 from app.protocol.sourcing_rules import normalize_sourcing_rule
@@ -58,6 +58,98 @@ class DiscardRequest(BaseModel):
 class OperatorActionResult(BaseModel):
     id: int
     status: Status
+
+
+def _representable(value: datetime) -> datetime:
+    """A time the database can compare with (e.g. 0001-01-01T00:00+14:00 is before year 1 in UTC): 422, not 500."""
+    if value.tzinfo is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("date out of range") from None
+    return value
+
+
+JournalTime = Annotated[datetime, AfterValidator(_representable)]
+
+
+class JournalFilterBody(BaseModel):
+    """The filters of GET /journal, for a bulk action: every message they match (at least one filter; an unknown
+    key is refused, so a misspelt filter never widens the action)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    direction: Direction | None = None
+    topic: str | None = Field(default=None, max_length=200)
+    status: Status | None = None
+    external_id: str | None = Field(default=None, max_length=200, description="The JSON-RPC id")
+    reference: str | None = Field(default=None, max_length=200, description="An order number or SKU it names")
+    since: JournalTime | None = Field(default=None, description="Created at or after")
+    until: JournalTime | None = Field(default=None, description="Created before")
+    dry_run: bool = Field(default=False, description="Only count the messages the action would change")
+
+
+class BulkRetryRequest(JournalFilterBody):
+    pass
+
+
+class BulkDiscardRequest(JournalFilterBody):
+    reason: str | None = Field(default=None, max_length=1000, pattern=r"^[^\x00]*$")
+
+
+class BulkOutcome(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    outcome: str = Field(
+        description="queued, waiting (retried; waits for its order's create), discarded; or not changed: "
+        "waiting_for_create, superseded_create, changed (its status changed meanwhile)"
+    )
+    applied: bool = Field(description="The action changed these messages")
+    note: str
+    count: int
+    first_ids: list[int] = Field(description="The first (oldest) of them")
+
+
+class BulkActionResult(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    action: str
+    dry_run: bool
+    matched: int = Field(description="Messages matched (among those the action applies to), at most 100,000")
+    more: bool = Field(description="More than 100,000 matched: narrow the filter (only a dry run answers so)")
+    changed: int = Field(description="Messages retried or discarded (0 in a dry run)")
+    outcomes: list[BulkOutcome]
+
+
+class PruneRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    older_than_days: int | None = Field(
+        default=None, le=36_500, description="Default OMS_JOURNAL_RETENTION_DAYS; at least 3"
+    )
+    dry_run: bool = Field(default=False, description="Only count what would be deleted")
+
+
+class PruneAnswer(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    dry_run: bool
+    trigger: str
+    older_than_days: int
+    cutoff: datetime = Field(description="Messages created and finished before this are old enough")
+    counted_until: datetime | None = Field(description="What the processing-time report has counted")
+    finished_before: datetime | None = Field(description="The bound applied; null: nothing may be deleted")
+    examined: int = Field(description="Messages created before the cutoff, looked at")
+    deleted: int = Field(description="Deleted (a dry run: that would be)")
+    kept_pending: int = Field(description="Not finished: never pruned")
+    kept_recent: int = Field(description="Finished after the bound, or retried meanwhile")
+    kept_for_orders: int = Field(description="An order's current create, cancel call or return request")
+    batches: int
+    seconds: float
+    rows_per_second: float
+    journal_id: int | None = Field(
+        description="This run's journal entry (topic connector.journal.prune); none when it deleted nothing"
+    )
 
 
 # --- stock ------------------------------------------------------------------------------------------------------
@@ -181,6 +273,7 @@ class OrderSummary(BaseModel):
     entity_id: str | None
     store_id: str | None
     commerce_status: str = Field(description="The store's status when the order was last posted")
+    oms_status: str | None = Field(default=None, description="The OMS's last status of it; null until it sends one")
     export_status: ExportStatus
     export_error: str | None = Field(description="Why the export is held, retrying or failed")
     export_attempts: int | None
@@ -195,7 +288,8 @@ class OrderSummary(BaseModel):
 
 Delivery = Field(
     description="Delivery of this effect to Adobe Commerce: recorded_only (ADOBE_COMMERCE_* not set, or nothing to "
-    "deliver), pending, delivered, retrying, failed, dead or discarded (see the journal message)"
+    "deliver), pending, delivered, retrying, failed, dead or discarded (see the journal message), or pruned (its "
+    "journal message finished longer ago than OMS_JOURNAL_RETENTION_DAYS)"
 )
 
 

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from app.tokens import KeptToken
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# A pruned message's id is no longer recognised as a duplicate: the journal must keep messages longer than the OMS
+# re-delivers a call (its redelivery window is a few days), so no retention below this is accepted.
+MIN_JOURNAL_RETENTION_DAYS = 3
 POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+asyncpg")
 
 # What a list or object setting looks like in the environment, for the message that refuses a value that is not
@@ -108,6 +111,9 @@ class Settings(BaseSettings):
     outbound_workers: int = Field(default=16, ge=1, le=1024)
     handler_plugins: list[str] = []  # "module:function" callables that add handlers to the registry
     log_level: str = "INFO"  # one of LOG_LEVELS, any case
+    # text | json | auto (text on a terminal, JSON lines anywhere else); app/logs.py
+    log_format: Literal["auto", "text", "json"] = "auto"
+    log_file: Path | None = None  # also written here; reopened when logrotate moves it away
 
     # --- the OMS (the seed's serviceBus block) ------------------------------------------------------------
     oms_url: AnyHttpUrl | None = None
@@ -128,6 +134,14 @@ class Settings(BaseSettings):
     oms_rpc_batch_size: int = Field(default=100, ge=1, le=5000)
     oms_register_at_startup: bool = True
     oms_timezone: str = "UTC"  # zone of OMS timestamps that carry none (the PHP peer's `created_on`)
+
+    # --- journal ---------------------------------------------------------------------------------------------
+    # Finished messages older than this are deleted, once a day by the workers and on demand (`oms-connector journal
+    # prune`, POST /journal/prune): app/services/journal_prune.py. At least MIN_JOURNAL_RETENTION_DAYS.
+    oms_journal_retention_days: int = Field(default=30, le=36_500)
+    # The processing-time report's per-minute stats (app/workers/stats.py) are kept this long, whatever the journal's
+    # retention: they are computed from the journal before it is pruned.
+    oms_stats_retention_days: int = Field(default=400, ge=1, le=36_500)
 
     # --- inventory ------------------------------------------------------------------------------------------
     # Which websites (sales channels) each OMS stock aggregate feeds. Seeds the operator-editable mapping
@@ -189,6 +203,7 @@ class Settings(BaseSettings):
     # --- who may call us ----------------------------------------------------------------------------------
     operator_token: SecretStr | None = None
     commerce_token: SecretStr | None = None
+    metrics_token: SecretStr | None = None  # opens GET /metrics only (Prometheus); the operator token does too
 
     @field_validator("*", mode="before")
     @classmethod
@@ -220,7 +235,7 @@ class Settings(BaseSettings):
     def _empty_url_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("operator_token", "commerce_token", "adobe_commerce_token", mode="before")
+    @field_validator("operator_token", "commerce_token", "metrics_token", "adobe_commerce_token", mode="before")
     @classmethod
     def _blank_token_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -249,6 +264,16 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a log level; give one of {', '.join(LOG_LEVELS)}")
         return level
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format_any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_file", mode="before")
+    @classmethod
+    def _empty_log_file_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("handler_plugins")
     @classmethod
     def _plugin_specs(cls, value: list[str]) -> list[str]:
@@ -258,11 +283,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"{spec!r} must look like module:function")
         return value
 
-    @field_validator("operator_token", "commerce_token")
+    @field_validator("operator_token", "commerce_token", "metrics_token")
     @classmethod
     def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters")
+        return value
+
+    @field_validator("oms_journal_retention_days")
+    @classmethod
+    def _retention_outlasts_redelivery(cls, value: int) -> int:
+        if value < MIN_JOURNAL_RETENTION_DAYS:
+            raise ValueError(
+                f"{value} days is too short: a pruned message's id is no longer recognised as a duplicate, so the "
+                f"journal must outlast the OMS's redelivery window; give at least {MIN_JOURNAL_RETENTION_DAYS}"
+            )
         return value
 
     @field_validator("oms_timezone")

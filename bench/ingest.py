@@ -6,11 +6,15 @@ One run:
   2. baseline  the same client, N and C against a bare FastAPI app (this file, `--serve-baseline`) doing one
                autocommit INSERT of the raw body per request;
   3. drain     N queued inbound messages over 8 lanes processed by the bus workers in-process (no-op handler),
-               against K connections doing single-row autocommit INSERTs.
+               against K connections doing single-row autocommit INSERTs;
+  4. report    phases 1 and 3 once more, paired: the connector as shipped against the same without what the
+               processing-time report adds to them (its index ix_message_finished_at dropped, its rollup job not
+               started), in chunks that alternate between the two (a busy host slows both alike); then one pass of
+               the report's rollup over the drained messages, timed.
 
 Everything lives in a throw-away embedded PostgreSQL that is deleted at the end (also on error).
 
-    .venv/bin/python bench/ingest.py [--messages N] [--concurrency C] [--workers K]
+    .venv/bin/python bench/ingest.py [--messages N] [--concurrency C] [--workers K] [--rounds R] [--report-chunk M]
 """
 
 from __future__ import annotations
@@ -266,51 +270,74 @@ async def noop_handler(_context: Any, _message: Any) -> None:
     return None
 
 
-async def drain_connector(dsn: str, n: int, workers: int, warmup: int, timeout_s: float, *, pool: bool) -> DrainResult:
-    """``pool``: the real WorkerPool (runtime.start(workers=True)); otherwise K tasks calling
-    bus.process_next_inbound() back to back (the bus engine alone, without the runner's idle sleep)."""
-    from pydantic import SecretStr
+class DrainTarget:
+    """A runtime with a no-op handler for every OMS topic on one database, and the timing of a drain of it.
 
-    from app.db import DatabaseUrl
-    from app.models import Direction
-    from app.protocol.methods import OMS_TO_CONNECTOR
-    from app.runtime import Runtime
-    from app.settings import Settings
-    from app.workers.outbox import OMS_CHANNEL, NewMessage, insert_messages
-    from app.workers.registry import HandlerRegistry
+    ``pool``: the real WorkerPool (runtime.start(workers=True)); otherwise K tasks calling bus.process_next_inbound()
+    back to back (the bus engine alone, without the runner's idle sleep). ``report``: the processing-time report's
+    rollup job runs, in either mode (as shipped); otherwise it is not started (give a database without its index)."""
 
-    topics = sorted(OMS_TO_CONNECTOR)
-    registry = HandlerRegistry()
-    for topic in topics:
-        registry.register(topic, noop_handler)
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        database_url=SecretStr(dsn),
-        run_migrations=False,
-        inbound_workers=workers,
-        oms_url=None,
-        oms_secret=SecretStr(SECRET),
-        operator_token=SecretStr(OPERATOR_TOKEN),
-        commerce_token=SecretStr(COMMERCE_TOKEN),
-        log_level="WARNING",
-    )
-    runtime = Runtime.build(settings, url=DatabaseUrl.parse(dsn), registry=registry)
-    monitor = await asyncpg.connect(dsn)
-    misses = 0  # claims that found no row: in the WorkerPool each one makes that worker wait for a NOTIFY or 2 s
-    original = runtime.bus.process_next_inbound
+    def __init__(self, dsn: str, workers: int, *, pool: bool, report: bool = True) -> None:
+        from pydantic import SecretStr
 
-    async def counted() -> bool:
-        nonlocal misses
-        claimed = await original()
-        misses += not claimed
-        return claimed
+        from app.db import DatabaseUrl
+        from app.protocol.methods import OMS_TO_CONNECTOR
+        from app.runtime import Runtime
+        from app.settings import Settings
+        from app.workers.registry import HandlerRegistry
 
-    runtime.bus.process_next_inbound = counted  # type: ignore[method-assign]
+        self.dsn, self.workers, self.pool, self.report = dsn, workers, pool, report
+        self.topics = sorted(OMS_TO_CONNECTOR)
+        registry = HandlerRegistry()
+        for topic in self.topics:
+            registry.register(topic, noop_handler)
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            database_url=SecretStr(dsn),
+            run_migrations=False,
+            inbound_workers=workers,
+            oms_url=None,
+            oms_secret=SecretStr(SECRET),
+            operator_token=SecretStr(OPERATOR_TOKEN),
+            commerce_token=SecretStr(COMMERCE_TOKEN),
+            log_level="WARNING",
+        )
+        self.runtime = Runtime.build(settings, url=DatabaseUrl.parse(dsn), registry=registry)
+        if not report:
 
-    def rows(prefix: str, count: int) -> list[NewMessage]:
+            async def no_rollup() -> None:
+                return None
+
+            self.runtime.stats.keep_rolling_up = no_rollup  # type: ignore[method-assign]
+        self.misses = 0  # claims that found no row: in the WorkerPool each one parks that worker (NOTIFY or 2 s)
+        self.monitor: asyncpg.Connection | None = None
+        original = self.runtime.bus.process_next_inbound
+
+        async def counted() -> bool:
+            claimed = await original()
+            self.misses += not claimed
+            return claimed
+
+        self.runtime.bus.process_next_inbound = counted  # type: ignore[method-assign]
+
+    async def start(self) -> None:
+        self.monitor = await asyncpg.connect(self.dsn)
+        await self.runtime.start(workers=self.pool, register=False)
+        if self.report and not self.pool:  # runtime.start starts it with the WorkerPool only
+            self.runtime.run_in_background(self.runtime.stats.keep_rolling_up(), "stats-rollup")
+
+    async def stop(self) -> None:
+        await self.runtime.stop()
+        if self.monitor is not None:
+            await self.monitor.close()
+
+    def rows(self, prefix: str, count: int) -> list[Any]:
+        from app.models import Direction
+        from app.workers.outbox import OMS_CHANNEL, NewMessage
+
         out = []
         for i in range(count):
-            topic = topics[i % len(topics)]
+            topic = self.topics[i % len(self.topics)]
             document = json.dumps({"jsonrpc": "2.0", "id": f"{prefix}-{i}", "method": topic, "params": params_for(i)})
             out.append(
                 NewMessage(
@@ -325,51 +352,104 @@ async def drain_connector(dsn: str, n: int, workers: int, warmup: int, timeout_s
             )
         return out
 
-    async def pending() -> int:
+    async def pending(self) -> int:
+        assert self.monitor is not None
         return int(
-            await monitor.fetchval(
+            await self.monitor.fetchval(
                 "SELECT count(*) FROM message WHERE direction = 'in' AND status IN ('queued', 'processing', 'retrying')"
             )
         )
 
-    async def load_and_time(prefix: str, count: int) -> float:
-        nonlocal misses
-        batch = rows(prefix, count)
+    async def drain(self, prefix: str, count: int) -> float:
+        """Queue ``count`` messages in one commit and wait until all are processed: seconds from the commit."""
+        from app.workers.outbox import insert_messages
+
+        batch = self.rows(prefix, count)
         done = asyncio.Event()
-        loops = [] if pool else [asyncio.create_task(tight_loop(done)) for _ in range(workers)]
+        loops = [] if self.pool else [asyncio.create_task(self._tight_loop(done)) for _ in range(self.workers)]
         try:
-            async with runtime.db.connect() as connection:  # one statement, one commit: all visible at once
-                await insert_messages(connection, batch, runtime.clock.now())
-                misses = 0
+            async with self.runtime.db.connect() as connection:  # one statement, one commit: all visible at once
+                await insert_messages(connection, batch, self.runtime.clock.now())
+                self.misses = 0
                 started = time.perf_counter()  # just before the commit (the AFTER INSERT trigger NOTIFYs)
-            while await pending() > 0:
+            while await self.pending() > 0:
                 await asyncio.sleep(0.005)
             return time.perf_counter() - started
         finally:
             done.set()
             await asyncio.gather(*loops, return_exceptions=True)
 
-    async def tight_loop(done: asyncio.Event) -> None:
+    async def _tight_loop(self, done: asyncio.Event) -> None:
         while not done.is_set():
-            if not await runtime.bus.process_next_inbound():
+            if not await self.runtime.bus.process_next_inbound():
                 await asyncio.sleep(0.001)
 
-    try:
-        await runtime.start(workers=pool, register=False)
-        await asyncio.wait_for(load_and_time("drain-warmup", warmup), timeout_s)
-        seconds = await asyncio.wait_for(load_and_time("drain", n), timeout_s)
-        timed_misses = misses
-        stored = await monitor.fetchval(
-            "SELECT count(*) FROM message"
-            " WHERE direction = 'in' AND status = 'succeeded' AND external_id LIKE 'drain-%'"
+    async def check(self, prefix: str, expected: int) -> None:
+        assert self.monitor is not None
+        stored = await self.monitor.fetchval(
+            "SELECT count(*) FROM message WHERE direction = 'in' AND status = 'succeeded' AND external_id LIKE $1",
+            f"{prefix}%",
         )
-        if stored != n + warmup:
-            raise RuntimeError(f"drain: expected {n + warmup} succeeded messages, found {stored}")
+        if stored != expected:
+            raise RuntimeError(f"drain: expected {expected} succeeded messages {prefix}*, found {stored}")
+
+
+async def drain_connector(
+    dsn: str, n: int, workers: int, warmup: int, timeout_s: float, *, pool: bool, meter: CpuMeter | None = None
+) -> DrainResult:
+    """The connector's drain as shipped. ``meter``: CPU per message of this process and PostgreSQL over the timed
+    drain (sampled while the runtime's connections are open: a backend that exits takes its CPU time with it)."""
+    target = DrainTarget(dsn, workers, pool=pool)
+    try:
+        await target.start()
+        await asyncio.wait_for(target.drain("drain-warmup", warmup), timeout_s)
+        before = meter.sample(None) if meter else None
+        seconds = await asyncio.wait_for(target.drain("drain", n), timeout_s)
+        cpu = meter.per_message_ms(before, meter.sample(None), n) if meter and before else None
+        timed_misses = target.misses
+        await target.check("drain", n + warmup)
     finally:
-        await runtime.stop()
-        await monitor.close()
+        await target.stop()
     name = "bus: WorkerPool" if pool else "bus: process_next x K"
-    return DrainResult(name, n, seconds, timed_misses)
+    return DrainResult(name, n, seconds, timed_misses, cpu=cpu)
+
+
+async def time_rollup_pass(dsn: str, count: int) -> float:
+    """One pass of the report's rollup over the minutes holding the drained messages (what its job does to each
+    message PASSES_PER_MESSAGE times in production), after the drain: µs per message (median of three)."""
+    from app.db import Database, DatabaseUrl
+    from app.workers.stats import MINUTE, StatsRollup, floor_time
+
+    monitor = await asyncpg.connect(dsn)
+    db = Database(DatabaseUrl.parse(dsn))
+    try:
+        first, last = await monitor.fetchrow(
+            "SELECT min(finished_at), max(finished_at) FROM message WHERE external_id LIKE 'drain-%'"
+        )
+        span = (floor_time(first, MINUTE), floor_time(last, MINUTE) + MINUTE)
+        timings = []
+        for _ in range(4):  # the first on a fresh connection (connect, prepare) is not counted: the job's is pooled
+            started = time.perf_counter()
+            async with db.connect() as connection:
+                await StatsRollup.recompute_minutes(connection, *span)
+            timings.append(time.perf_counter() - started)
+        seconds = statistics.median(timings[1:])
+        # the drained messages, and any other the runtime finished meanwhile (e.g. a journal prune run's entry)
+        finished = await monitor.fetchval(
+            "SELECT count(*) FROM message WHERE finished_at >= $1 AND finished_at < $2", *span
+        )
+        counted = await monitor.fetchval("SELECT sum(messages) FROM message_stat_minute")
+    finally:
+        await db.dispose()
+        await monitor.close()
+    if counted != finished or finished < count:
+        raise RuntimeError(f"rollup: {finished} messages finished (at least {count} drained), {counted} counted")
+    return seconds * 1e6 / finished
+
+
+async def drop_report_index(dsn: str) -> None:
+    """What the processing-time report adds to the hot paths: the partial index its rollup reads."""
+    await execute(dsn, "DROP INDEX ix_message_finished_at")
 
 
 async def drain_baseline(dsn: str, n: int, workers: int, warmup: int, timeout_s: float) -> DrainResult:
@@ -490,27 +570,37 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
     services.append(server)  # cleaned up with the rest
     meter = CpuMeter(workdir / "pg")
     connector_dsn = await create_database(admin_uri, "bench_connector", migrated=True)
+    # the paired phase: two databases in the same state (none holds the main phase's rows), one without the index
+    report_dsn = await create_database(admin_uri, "bench_pair_report", migrated=True)
+    bare_dsn = await create_database(admin_uri, "bench_pair_no_report", migrated=True)
+    await drop_report_index(bare_dsn)
     baseline_dsn = await create_database(admin_uri, "bench_baseline", migrated=False)
     for table in (BASELINE_TABLE, DRAIN_BASELINE_TABLE):
         await execute(baseline_dsn, f"CREATE TABLE {table} (id bigserial PRIMARY KEY, body jsonb NOT NULL)")
     print(f"  embedded PostgreSQL ready, databases migrated ({time.perf_counter() - started:.1f} s)")
 
-    connector_port, baseline_port = free_port(), free_port()
-    connector = Service(
-        "connector",
-        [str(ROOT / ".venv/bin/oms-connector"), "serve", "--host", HOST, "--port", str(connector_port), "--no-workers"],
-        clean_env(
-            DATABASE_URL=connector_dsn,
-            OMS_SECRET=SECRET,
-            OPERATOR_TOKEN=OPERATOR_TOKEN,
-            COMMERCE_TOKEN=COMMERCE_TOKEN,
-            RUN_MIGRATIONS="false",
-            LOG_LEVEL=args.log_level,
-        ),
-        connector_port,
-        "/health/ready",
-        workdir,
-    )
+    connector_port, report_port, bare_port, baseline_port = free_port(), free_port(), free_port(), free_port()
+
+    def connector_service(name: str, port: int, dsn: str) -> Service:
+        return Service(
+            name,
+            [str(ROOT / ".venv/bin/oms-connector"), "serve", "--host", HOST, "--port", str(port), "--no-workers"],
+            clean_env(
+                DATABASE_URL=dsn,
+                OMS_SECRET=SECRET,
+                OPERATOR_TOKEN=OPERATOR_TOKEN,
+                COMMERCE_TOKEN=COMMERCE_TOKEN,
+                RUN_MIGRATIONS="false",
+                LOG_LEVEL=args.log_level,
+            ),
+            port,
+            "/health/ready",
+            workdir,
+        )
+
+    connector = connector_service("connector", connector_port, connector_dsn)
+    with_report = connector_service("report", report_port, report_dsn)
+    bare = connector_service("no-report", bare_port, bare_dsn)  # the same without the report's index
     baseline = Service(
         "baseline",
         [
@@ -529,16 +619,20 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
         "/health",
         workdir,
     )
-    services.extend([connector, baseline])
+    services.extend([connector, with_report, bare, baseline])
 
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     ingest: dict[str, list[LoadResult]] = {"connector": [], "baseline": []}
+    paired_ingest: list[Paired] = []
     async with aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=c, limit_per_host=c), timeout=timeout
     ) as session:
-        await connector.start(session)
-        await baseline.start(session)
-        print(f"  connector on :{connector_port}, baseline on :{baseline_port}")
+        for service in (connector, with_report, bare, baseline):
+            await service.start(session)
+        print(
+            f"  connector on :{connector_port} (paired: :{report_port} with the report, :{bare_port} without), "
+            f"baseline on :{baseline_port}"
+        )
         print("ingest (HTTP POST of signed JSON-RPC calls):")
         for round_no in range(args.rounds):
             for service, path in ((connector, "/oms/rpc"), (baseline, "/rpc")):
@@ -552,24 +646,33 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
                 result.cpu = meter.per_message_ms(before, meter.sample(pid), n)
                 ingest[service.name].append(result)
                 print_load(result)
-    connector.stop()
-    baseline.stop()
+        print(f"ingest with and without the processing-time report (paired, chunks of {args.report_chunk}):")
+        for round_no in range(args.rounds):
+            pair = await asyncio.wait_for(
+                paired_ingest_round(session, meter, with_report, bare, args, round_no), args.phase_timeout
+            )
+            paired_ingest.append(pair)
+            print_paired(pair, "calls")
+    for service in (connector, with_report, bare, baseline):
+        service.stop()
 
     stored = await execute(connector_dsn, "SELECT count(*) FROM message WHERE external_id LIKE 'bench-%'")
+    paired_stored = await execute(report_dsn, "SELECT count(*) FROM message WHERE external_id LIKE 'pair-%'")
+    paired_stored += await execute(bare_dsn, "SELECT count(*) FROM message WHERE external_id LIKE 'pair-%'")
     stored_base = await execute(baseline_dsn, f"SELECT count(*) FROM {BASELINE_TABLE}")
     print(
-        f"  rows stored: connector {stored} (expected {args.rounds * n}), "
-        f"baseline {stored_base} (expected {args.rounds * (n + args.warmup)})"
+        f"  rows stored: connector {stored} (expected {args.rounds * n}), paired {paired_stored} (expected "
+        f"{2 * args.rounds * n}), baseline {stored_base} (expected {args.rounds * (n + args.warmup)})"
     )
 
     print(f"drain (N queued inbound messages over 8 lanes, no-op handler, K={k}):")
+    from app.runtime import Runtime  # noqa: F401  (imported before the timed drains: the first would pay for it)
+
     drains: dict[str, list[DrainResult]] = {"pool": [], "loop": [], "raw": []}
     for round_no in range(args.rounds):
         for mode in ("pool", "loop"):
             dsn = await create_database(admin_uri, f"bench_drain_{mode}_{round_no}", migrated=True)
-            before = meter.sample(None)
-            result = await drain_connector(dsn, n, k, args.warmup, args.phase_timeout, pool=mode == "pool")
-            result.cpu = meter.per_message_ms(before, meter.sample(None), n + args.warmup)
+            result = await drain_connector(dsn, n, k, args.warmup, args.phase_timeout, pool=mode == "pool", meter=meter)
             drains[mode].append(result)
         await execute(baseline_dsn, f"TRUNCATE {DRAIN_BASELINE_TABLE}")
         drains["raw"].append(await drain_baseline(baseline_dsn, n, k, args.warmup, args.phase_timeout))
@@ -577,15 +680,37 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
             result = drains[mode][-1]
             extra = f"; {result.misses} claims found nothing" if result.misses is not None else ""
             if result.cpu:
-                extra += f"; bench-process CPU {result.cpu['client']:.2f} ms/msg"
+                extra += (
+                    f"; CPU ms/msg: bench process {result.cpu['client']:.2f}, PostgreSQL {result.cpu['postgres']:.2f}"
+                )
             print(f"  {result.name:<22} {result.rate:9.0f} msgs/s   ({n} in {result.seconds:.2f} s{extra})")
+
+    print(f"drain with and without the processing-time report (WorkerPool, paired, chunks of {args.report_chunk}):")
+    paired_drains: list[Paired] = []
+    rollup_us: list[float] = []
+    finish_us: list[dict[str, float]] = []
+    for round_no in range(args.rounds):
+        with_index = await create_database(admin_uri, f"bench_pair_report_{round_no}", migrated=True)
+        without = await create_database(admin_uri, f"bench_pair_bare_{round_no}", migrated=True)
+        await drop_report_index(without)
+        pair = await paired_drain_round(with_index, without, meter, args, round_no)
+        paired_drains.append(pair)
+        rollup_us.append(await time_rollup_pass(with_index, n + args.warmup))
+        finish = await finish_update_round(with_index, without, n, args.report_chunk)
+        finish_us.append(finish)
+        print_paired(
+            pair,
+            "messages",
+            f"; a rollup pass {rollup_us[-1]:.1f} µs/msg; the finish UPDATE alone {finish['report']:.1f} / "
+            f"{finish['no-report']:.1f} µs/msg",
+        )
 
     def med(values: list[float]) -> float:
         return statistics.median(values)
 
     rate = {key: med([r.rate for r in runs]) for key, runs in ingest.items()}
     drain_rate = {key: med([r.rate for r in runs]) for key, runs in drains.items()}
-    errors = sum(r.errors for runs in ingest.values() for r in runs)
+    errors = sum(r.errors for runs in ingest.values() for r in runs) + sum(p.errors for p in paired_ingest)
     label = "median of rounds" if args.rounds > 1 else "one round"
     print()
     print(f"Summary (N={n}, C={c}, K={k}, {label}, {time.perf_counter() - started:.0f} s in all)")
@@ -606,7 +731,180 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
     print(f"  ingest ratio connector / baseline       {rate['connector'] / rate['baseline']:6.2f}x")
     print(f"  drain ratio  WorkerPool / raw INSERT    {drain_rate['pool'] / drain_rate['raw']:6.2f}x")
     print(f"  drain ratio  process_next / raw INSERT  {drain_rate['loop'] / drain_rate['raw']:6.2f}x")
-    return 1 if errors or stored != args.rounds * n else 0
+
+    from app.workers.stats import PASSES_PER_MESSAGE
+
+    print("  the processing-time report, with / without it (paired in the same run; 1.00x = free):")
+    for label, pairs in (("ingest", paired_ingest), ("drain WorkerPool", paired_drains)):
+        print(
+            f"    {label:<17} rate {med([p.rate_ratio for p in pairs]):6.3f}x"
+            f"   CPU per message {med([p.cpu_ratio for p in pairs]):6.3f}x"
+            f"   (rounds: {', '.join(f'{p.rate_ratio:.3f}' for p in pairs)})"
+        )
+    drain_us = med([1e6 / p.rate("no-report") for p in paired_drains])
+    drain_cpu_us = med([p.cpu_ms["no-report"] * 1000 for p in paired_drains])
+    index_us = med([f["report"] - f["no-report"] for f in finish_us])
+    print(
+        f"    its index         {index_us:+.1f} µs per finished message (the finish UPDATE of the messages alone, "
+        f"{med([f['report'] for f in finish_us]):.1f} / {med([f['no-report'] for f in finish_us]):.1f} µs) "
+        f"= {index_us / drain_cpu_us:.3f}x the drain's {drain_cpu_us:.0f} µs of CPU per message"
+    )
+    pass_us = med(rollup_us)
+    print(
+        f"    rollup job        {pass_us:.1f} µs per message and pass, {PASSES_PER_MESSAGE} passes (once a minute, "
+        f"in the background) = {PASSES_PER_MESSAGE * pass_us / drain_us:.3f}x the drain's {drain_us:.0f} µs per message"
+    )
+    expected_paired = 2 * args.rounds * n
+    return 1 if errors or stored != args.rounds * n or paired_stored != expected_paired else 0
+
+
+async def finish_update_round(with_index: str, without: str, n: int, chunk: int) -> dict[str, float]:
+    """What ix_message_finished_at costs a finish, measured where it is paid: N queued messages in each database
+    (with and without the index) get FINISH_INBOUND's changes, one set-based UPDATE per chunk, alternating between
+    the two (the per-statement costs of the bus are the same either way and left out). µs per message."""
+    connections = {"report": await asyncpg.connect(with_index), "no-report": await asyncpg.connect(without)}
+    seconds = dict.fromkeys(connections, 0.0)
+    try:
+        for connection in connections.values():
+            await connection.execute(
+                """
+                INSERT INTO message (direction, channel, topic, external_id, lane, payload, status, next_attempt_at,
+                                     created_at)
+                SELECT 'in', 'oms', 'finish.topic.' || (g % 8), 'finish-' || g, 'finish.topic.' || (g % 8),
+                       $1::jsonb, 'queued', now(), now()
+                  FROM generate_series(1, $2) AS g
+                """,
+                json.dumps(params_for(0)),
+                n,
+            )
+            await connection.execute("VACUUM ANALYZE message")
+        ids = {
+            variant: [r["id"] for r in await c.fetch("SELECT id FROM message WHERE external_id LIKE 'finish-%'")]
+            for variant, c in connections.items()
+        }
+        for index, (start, end) in enumerate(chunks(n, chunk)):
+            for variant in ("report", "no-report") if index % 2 == 0 else ("no-report", "report"):
+                began = time.perf_counter()
+                await connections[variant].execute(
+                    """
+                    UPDATE message
+                       SET status = 'succeeded', attempts = attempts + 1, last_error = NULL, result = NULL,
+                           started_at = now(), finished_at = now(), duration_ms = 1,
+                           first_attempt_at = COALESCE(first_attempt_at, now())
+                     WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'retrying')
+                    """,
+                    ids[variant][start:end],
+                )
+                seconds[variant] += time.perf_counter() - began
+    finally:
+        for connection in connections.values():
+            await connection.close()
+    return {variant: value * 1e6 / n for variant, value in seconds.items()}
+
+
+@dataclass
+class Paired:
+    """The same work with and without the processing-time report, interleaved chunk by chunk (which goes first
+    alternates), so that a busy host slows both alike: seconds and CPU per variant."""
+
+    n: int  # per variant
+    seconds: dict[str, float]
+    cpu_ms: dict[str, float]  # CPU per message: the connector (its process, or this one) and PostgreSQL
+    errors: int = 0
+
+    def rate(self, variant: str) -> float:
+        return self.n / self.seconds[variant]
+
+    @property
+    def rate_ratio(self) -> float:
+        return self.rate("report") / self.rate("no-report")
+
+    @property
+    def cpu_ratio(self) -> float:
+        return self.cpu_ms["report"] / self.cpu_ms["no-report"]
+
+
+def print_paired(pair: Paired, unit: str, extra: str = "") -> None:
+    print(
+        f"  with the report {pair.rate('report'):7.0f} {unit}/s, without {pair.rate('no-report'):7.0f}: "
+        f"{pair.rate_ratio:.3f}x; CPU ms per message {pair.cpu_ms['report']:.3f} / {pair.cpu_ms['no-report']:.3f}: "
+        f"{pair.cpu_ratio:.3f}x{extra}"
+    )
+
+
+def chunks(n: int, size: int) -> list[tuple[int, int]]:
+    return [(start, min(n, start + size)) for start in range(0, n, size)]
+
+
+async def paired_ingest_round(
+    session: aiohttp.ClientSession,
+    meter: CpuMeter,
+    connector: Service,
+    bare: Service,
+    args: argparse.Namespace,
+    round_no: int,
+) -> Paired:
+    """N signed calls to each of two `serve --no-workers`, one on a database with the report's index, one without,
+    in chunks that alternate between them. CPU per call: the server process and PostgreSQL."""
+    n, c = args.messages, args.concurrency
+    services = {"report": connector, "no-report": bare}
+    calls = {variant: signed_calls(f"pair-{variant}-{round_no}", n) for variant in services}
+    seconds = dict.fromkeys(services, 0.0)
+    cpu = dict.fromkeys(services, 0.0)
+    errors = 0
+    for variant, service in services.items():
+        warm = signed_calls(f"warm-pair-{variant}-{round_no}", args.warmup)
+        await run_load("warm-up", session, service.base_url + "/oms/rpc", warm, c)
+    for index, (start, end) in enumerate(chunks(n, args.report_chunk)):
+        order = ("report", "no-report") if (index + round_no) % 2 == 0 else ("no-report", "report")
+        for variant in order:
+            service = services[variant]
+            pid = service.process.pid if service.process else None
+            before = meter.sample(pid)
+            result = await run_load(variant, session, service.base_url + "/oms/rpc", calls[variant][start:end], c)
+            used = meter.per_message_ms(before, meter.sample(pid), end - start)
+            seconds[variant] += result.seconds
+            cpu[variant] += (used["server"] + used["postgres"]) * (end - start) / n
+            errors += result.errors
+    return Paired(n, seconds, cpu, errors)
+
+
+async def paired_drain_round(
+    with_index: str, without: str, meter: CpuMeter, args: argparse.Namespace, round_no: int
+) -> Paired:
+    """N messages drained by each of two WorkerPools in this process, one as shipped (the report's index and rollup
+    job), one without either, in chunks that alternate between them. CPU per message: this process and PostgreSQL.
+    Which of the two is built and started first alternates by round: that alone moves the ratio by a few per cent
+    (an A/A run, both without the report, gave 0.94x-1.01x)."""
+    n = args.messages
+    built = {
+        "report": lambda: DrainTarget(with_index, args.workers, pool=True),
+        "no-report": lambda: DrainTarget(without, args.workers, pool=True, report=False),
+    }
+    first = ("report", "no-report") if round_no % 2 == 0 else ("no-report", "report")
+    targets = {variant: built[variant]() for variant in first}
+    seconds = dict.fromkeys(targets, 0.0)
+    cpu = dict.fromkeys(targets, 0.0)
+    try:
+        for target in targets.values():
+            await target.start()
+        for target in targets.values():
+            await asyncio.wait_for(target.drain("drain-warmup", args.warmup), args.phase_timeout)
+        for index, (start, end) in enumerate(chunks(n, args.report_chunk)):
+            order = ("report", "no-report") if index % 2 == 0 else ("no-report", "report")
+            for variant in order:
+                before = meter.sample(None)
+                seconds[variant] += await asyncio.wait_for(
+                    targets[variant].drain(f"drain-{index}", end - start), args.phase_timeout
+                )
+                used = meter.per_message_ms(before, meter.sample(None), end - start)
+                cpu[variant] += (used["client"] + used["postgres"]) * (end - start) / n
+        for target in targets.values():
+            await target.check("drain", n + args.warmup)
+    finally:
+        for target in targets.values():
+            await target.stop()
+    return Paired(n, seconds, cpu)
 
 
 def cleanup(services: list[Any], workdir: Path) -> None:
@@ -645,6 +943,9 @@ def main() -> int:
     parser.add_argument("--workers", "-k", type=int, default=8, help="bus workers / INSERT connections (K)")
     parser.add_argument("--warmup", type=int, default=300, help="untimed messages before each timed phase")
     parser.add_argument("--rounds", type=int, default=1, help="repeat each phase; the summary shows medians")
+    parser.add_argument(
+        "--report-chunk", type=int, default=500, help="messages per chunk of the paired with/without-report phases"
+    )
     parser.add_argument("--baseline-pool", type=int, default=20, help="asyncpg pool size of the baseline app")
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the connector subprocess")
     parser.add_argument("--phase-timeout", type=float, default=300.0, help="seconds before a phase is abandoned")

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from app.clients.http_answers import retry_after_seconds, shorten
 from app.clients.oms import make_transport
 from app.errors import PeerRejected, PeerUnavailable
+from app.metrics import COMMERCE_PEER, Metrics
 from app.protocol import strict_json
 from app.settings import Settings
 
@@ -79,8 +80,10 @@ class CommerceClient:
         token: SecretStr,
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.metrics = metrics or Metrics()  # each request by outcome
         self._token = token
         self._http = httpx.AsyncClient(
             transport=transport,
@@ -89,7 +92,9 @@ class CommerceClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> CommerceClient:
+    def from_settings(
+        cls, settings: Settings, transport: httpx.AsyncBaseTransport | None = None, metrics: Metrics | None = None
+    ) -> CommerceClient:
         if settings.adobe_commerce_url is None or settings.adobe_commerce_token is None:
             raise ValueError("ADOBE_COMMERCE_URL and ADOBE_COMMERCE_TOKEN are not configured")
         return cls(
@@ -97,6 +102,7 @@ class CommerceClient:
             token=settings.adobe_commerce_token,
             timeout_s=settings.adobe_commerce_timeout_s,
             transport=transport or make_transport(settings.oms_http_transport),
+            metrics=metrics,
         )
 
     async def aclose(self) -> None:
@@ -157,6 +163,17 @@ class CommerceClient:
         if body is not None:
             content = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
+        with self.metrics.peer_call(COMMERCE_PEER):
+            return await self._request(method, path, content, params, headers)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        params: Mapping[str, Any] | None,
+        headers: dict[str, str],
+    ) -> Any:
         where = f"{method} {path}"
         try:
             response = await self._http.request(

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from app.clients.http_answers import retry_after_seconds, shorten
 from app.errors import PeerError, PeerRejected, PeerUnavailable
+from app.metrics import OMS_PEER, Metrics
 from app.protocol import strict_json
 from app.protocol.jsonrpc import encoded_request, request_envelope
 from app.settings import Settings
@@ -72,8 +73,10 @@ class OmsClient:
         client_secret: SecretStr | None = None,
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.url = url
+        self.metrics = metrics or Metrics()  # each exchange by outcome, each token fetch
         self._oauth = oauth_token_url is not None
         timeout = httpx.Timeout(timeout_s)
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -99,7 +102,9 @@ class OmsClient:
         self.last_error: str | None = None  # why the last call could not reach it (None once it answers)
 
     @classmethod
-    def from_settings(cls, settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> OmsClient:
+    def from_settings(
+        cls, settings: Settings, transport: httpx.AsyncBaseTransport | None = None, metrics: Metrics | None = None
+    ) -> OmsClient:
         if settings.oms_url is None:
             raise ValueError("OMS_URL is not configured")
         return cls(
@@ -109,6 +114,7 @@ class OmsClient:
             client_secret=settings.oms_oauth_client_secret,
             timeout_s=settings.oms_http_timeout_s,
             transport=transport or make_transport(settings.oms_http_transport),
+            metrics=metrics,
         )
 
     async def aclose(self) -> None:
@@ -178,13 +184,14 @@ class OmsClient:
 
     async def _exchange(self, body: bytes, read: Callable[[httpx.Response], T]) -> T:
         """Post ``body`` and read the answer; whether the OMS could be reached is kept for /integration."""
-        try:
-            response = await self._post(body)
-            self._reached()
-            return read(response)
-        except PeerUnavailable as exc:
-            self.last_error = exc.message
-            raise
+        with self.metrics.peer_call(OMS_PEER):
+            try:
+                response = await self._post(body)
+                self._reached()
+                return read(response)
+            except PeerUnavailable as exc:
+                self.last_error = exc.message
+                raise
 
     def _reached(self) -> None:
         """The OMS answered (whatever it said): it is reachable."""
@@ -222,11 +229,14 @@ class OmsClient:
             try:
                 await client.fetch_token()
             except httpx.TransportError as exc:
+                self.metrics.token_fetched(ok=False)
                 self.token_error = f"token endpoint unreachable: {exc.__class__.__name__}"
                 raise PeerUnavailable(self.token_error) from exc
             except Exception as exc:  # authlib raises OAuthError and friends for refused or odd answers
+                self.metrics.token_fetched(ok=False)
                 self.token_error = f"token request failed: {exc.__class__.__name__}: {shorten(str(exc))}"
                 raise PeerUnavailable(self.token_error) from exc
+            self.metrics.token_fetched(ok=True)
             self.token_error = None
             self.token_fetched_at = time.time()
 

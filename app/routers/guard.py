@@ -1,12 +1,14 @@
 """What every HTTP request passes before a router, and what it gets when something unexpected fails.
 
 * A request id: the caller's ``X-Request-ID`` when it is a sane token, else a new one; echoed on every answer and
-  put in every error body, so a refusal quoted in a ticket can be found in the log.
+  put in every error body and on every log line written while the request runs (app/logs.py), so a refusal
+  quoted in a ticket can be found in the log.
 * No NUL in the path or the query string (``/orders/a%00b``): no identifier can hold it and PostgreSQL refuses it
   in text, so it is refused here (422, the usual error shape) for every route at once.
 * A catch-all: an exception nothing else handled becomes a JSON 500 in the usual shape with the request id, and one
   log line (its traceback at DEBUG) instead of a traceback wall. The exception is not raised further, so the
   server does not log it again.
+* With ``metrics``: every answer is counted by method, route template and status, and timed (app/metrics.py).
 
 On the JSON-RPC webhook (``jsonrpc_paths``) these answers are JSON-RPC error objects, as its callers expect.
 """
@@ -21,6 +23,8 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.logs import request_context
+from app.metrics import Metrics
 from app.protocol.jsonrpc import error_response
 from app.routers.errors import REQUEST_ID_HEADER, ErrorAnswer
 
@@ -31,16 +35,25 @@ _HEADER = REQUEST_ID_HEADER.lower().encode()
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, jsonrpc_paths: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, app: ASGIApp, jsonrpc_paths: frozenset[str] = frozenset(), metrics: Metrics | None = None
+    ) -> None:
         self.app = app
         self.jsonrpc_paths = jsonrpc_paths
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.metrics is not None:  # counted once answered, the guard's own answers too
+            send = self.metrics.measure_http(scope, send)
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        with request_context(request_id):  # on every line logged for this request, uvicorn's access line too
+            await self._guarded(scope, receive, send, request_id)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         started = False
 
         async def send_with_id(message: Message) -> None:

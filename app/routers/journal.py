@@ -1,34 +1,34 @@
-"""/journal — every message in and out: search, inspect, retry, discard (operator token)."""
+"""/journal — every message in and out: search, inspect, retry, discard — one message or every message a filter
+matches — and prune (operator token)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import Body, Query
-from pydantic import AfterValidator
 
 from app.deps import OperatorAuth, RuntimeDep
 from app.models import Direction, Status
 from app.routers.params import MessageId
 from app.routers.route import api_router
-from app.schemas import DiscardRequest, JournalDetail, JournalEntry, JournalPage, OperatorActionResult
-from app.services.journal import MAX_PAGE, JournalQuery
+from app.schemas import (
+    BulkActionResult,
+    BulkDiscardRequest,
+    BulkRetryRequest,
+    DiscardRequest,
+    JournalDetail,
+    JournalEntry,
+    JournalFilterBody,
+    JournalPage,
+    JournalTime,
+    OperatorActionResult,
+    PruneAnswer,
+    PruneRequest,
+)
+from app.services.journal import MAX_PAGE, JournalFilter, JournalQuery
 
 router = api_router(prefix="/journal", tags=["journal"], dependencies=[OperatorAuth])
-
-
-def _representable(value: datetime) -> datetime:
-    """A time the database can compare with (e.g. 0001-01-01T00:00+14:00 is before year 1 in UTC): 422, not 500."""
-    if value.tzinfo is not None:
-        try:
-            value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("date out of range") from None
-    return value
-
-
-JournalTime = Annotated[datetime, AfterValidator(_representable)]
 
 
 @router.get("", response_model=JournalPage)
@@ -61,6 +61,44 @@ async def search_journal(
         items=[JournalEntry.model_validate(item) for item in items],
         next_cursor=str(next_cursor) if next_cursor is not None else None,
     )
+
+
+def _filter(request: JournalFilterBody) -> JournalFilter:
+    return JournalFilter(
+        direction=request.direction,
+        topic=request.topic,
+        status=request.status,
+        external_id=request.external_id,
+        reference=request.reference,
+        since=request.since,
+        until=request.until,
+    )
+
+
+@router.post("/retry", response_model=BulkActionResult)
+async def retry_matching(runtime: RuntimeDep, request: BulkRetryRequest) -> BulkActionResult:
+    """Retry every failed, dead or retrying message the filters match (those of GET /journal; at least one),
+    oldest first, each as `POST /journal/{id}/retry` would: a call about an order the OMS lacks waits again, a
+    waiting call and a superseded create are reported, not retried. At most 100,000 messages (more: 422, narrow
+    the filter); `dry_run` only counts them."""
+    result = await runtime.journal.retry_matching(_filter(request), dry_run=request.dry_run)
+    return BulkActionResult.model_validate(result)
+
+
+@router.post("/discard", response_model=BulkActionResult)
+async def discard_matching(runtime: RuntimeDep, request: BulkDiscardRequest) -> BulkActionResult:
+    """Discard every queued, waiting, retrying, failed or dead message the filters match (never a succeeded one,
+    nor one in flight), oldest first; their lanes move on. At most 100,000 (more: 422); `dry_run` only counts."""
+    result = await runtime.journal.discard_matching(_filter(request), request.reason, dry_run=request.dry_run)
+    return BulkActionResult.model_validate(result)
+
+
+@router.post("/prune", response_model=PruneAnswer)
+async def prune_journal(runtime: RuntimeDep, request: PruneRequest) -> PruneAnswer:
+    """Delete the finished messages older than `older_than_days` (default OMS_JOURNAL_RETENTION_DAYS, at least 3),
+    in batches; pending messages never. `dry_run` only counts them. The workers do this once a day by themselves."""
+    result = await runtime.journal_prune.prune(request.older_than_days, dry_run=request.dry_run)
+    return PruneAnswer(**asdict(result), rows_per_second=round(result.rows_per_second, 1))
 
 
 @router.get("/{message_id}", response_model=JournalDetail)

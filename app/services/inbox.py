@@ -22,6 +22,7 @@ import asyncpg
 from app.clock import Clock
 from app.db import Database, is_connection_error
 from app.errors import ConnectorError, MethodNotFound, MethodNotServed, RequestError, StorageUnavailable
+from app.metrics import Metrics
 from app.models import Direction, Status
 from app.protocol.jsonrpc import RpcRequest, parse_request
 from app.protocol.methods import NOT_SERVED, OMS_TO_CONNECTOR, lane_for
@@ -152,8 +153,9 @@ class InboxWriter:
 class OmsInbox:
     """The service behind POST /oms/rpc: accept a verified call into the inbox, or journal why it was refused."""
 
-    def __init__(self, writer: InboxWriter) -> None:
+    def __init__(self, writer: InboxWriter, metrics: Metrics | None = None) -> None:
         self.writer = writer
+        self.metrics = metrics or Metrics()  # calls stored (queued; not a re-delivery) and refused (rejected)
 
     async def accept(self, request: RpcRequest, body: bytes, headers: Mapping[str, str]) -> Accepted:
         if request.method in NOT_SERVED:
@@ -173,7 +175,10 @@ class OmsInbox:
             headers=journal_headers(headers),
             refs=extract_references(request.params),
         )
-        return Accepted(message_id=await self.writer.submit(row))
+        message_id = await self.writer.submit(row)
+        if message_id is not None:
+            self.metrics.message_received(request.method, Status.QUEUED)
+        return Accepted(message_id=message_id)
 
     async def reject(
         self,
@@ -206,6 +211,7 @@ class OmsInbox:
             refs=extract_references(params) if isinstance(params, dict) else [],
             last_error=f"{error.__class__.__name__}: {error.message}",
         )
+        self.metrics.message_received(topic, Status.REJECTED)
         with contextlib.suppress(ConnectorError):
             await self.writer.submit(row)
 

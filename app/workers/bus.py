@@ -39,6 +39,8 @@ import pydantic
 from app.clock import Clock
 from app.db import Database
 from app.errors import PeerError, PeerRejected, PeerUnavailable, PermanentHandlerError
+from app.logs import log_context, message_fields
+from app.metrics import Metrics
 from app.models import Direction, Status
 from app.settings import Settings
 from app.workers import queries
@@ -65,6 +67,7 @@ class OutboundMessage:
     attempts: int  # including the current one
     first_attempt_at: datetime
     lease_until: datetime
+    created_at: datetime | None = None  # its arrival in the outbox (the end-to-end duration in app/metrics.py)
 
 
 class Sender(Protocol):
@@ -86,6 +89,7 @@ class Bus:
         senders: dict[str, Sender] | None = None,
         is_enabled: Callable[[], Awaitable[bool]] | None = None,
         gate_topics: Iterable[str] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -98,6 +102,7 @@ class Bus:
         self.inbound_policy = RetryPolicy(max_delay_s=INBOUND_MAX_DELAY_S)
         self.outbound_policy = RetryPolicy(max_delay_s=OUTBOUND_MAX_DELAY_S, window_s=settings.retry_window_s)
         self.lease_s = max(MIN_LEASE_S, settings.oms_http_timeout_s * 2)
+        self.metrics = metrics or Metrics()  # each outcome is counted once its record is committed
 
     # --- inbound ------------------------------------------------------------------------------------------
     async def process_next_inbound(self) -> bool:
@@ -138,22 +143,38 @@ class Bus:
                 context = HandlerContext(
                     connection=connection, outbox=self.outbox, settings=self.settings, now=started_at
                 )
-                try:
-                    summary = await handler(context, message)
-                except Exception as exc:
-                    failure = (message, exc, started_at, started)
-                    raise _HandlerFailed from exc  # roll back every effect of the handler
-                await self._finish_inbound(connection, message, Status.SUCCEEDED, started_at, started, summary=summary)
+                with log_context(**_inbound_fields(message)):  # on every line the handler logs
+                    try:
+                        summary = await handler(context, message)
+                    except Exception as exc:
+                        failure = (message, exc, started_at, started)
+                        raise _HandlerFailed from exc  # roll back every effect of the handler
+                    await self._finish_inbound(
+                        connection, message, Status.SUCCEEDED, started_at, started, summary=summary
+                    )
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("message processed", extra=_processed_fields(summary))
+            self._count_inbound(message, Status.SUCCEEDED, started)
         except _HandlerFailed:
             assert failure is not None
-            await self._record_inbound_failure(*failure)
+            with log_context(**_inbound_fields(failure[0])):
+                status = await self._record_inbound_failure(*failure)
+            self._count_inbound(failure[0], status, failure[3])
         return True
+
+    def _count_inbound(self, message: InboundMessage, status: Status, started: float) -> None:
+        duration_s = time.monotonic() - started
+        now = self.clock.now()
+        self.metrics.message_attempted(
+            "in", message.channel, message.topic, status, duration_s, message.received_at, now
+        )
 
     async def _record_inbound_failure(
         self, message: InboundMessage, exc: BaseException, started_at: datetime, started: float
-    ) -> None:
-        """Record a failed attempt in a transaction of its own (the handler's was rolled back). The status
-        guard makes this a no-op if another worker took the message meanwhile and finished it."""
+    ) -> Status:
+        """Record a failed attempt in a transaction of its own (the handler's was rolled back); return the status
+        recorded. The status guard makes this a no-op if another worker took the message meanwhile and finished
+        it."""
         async with self.db.connect() as connection:
             if isinstance(exc, PermanentHandlerError | pydantic.ValidationError):
                 await self._finish_inbound(connection, message, Status.FAILED, started_at, started, error=exc)
@@ -162,7 +183,7 @@ class Bus:
                     _describe(exc),
                     extra={"action": "message_failed", "message_id": message.id},
                 )
-                return
+                return Status.FAILED
             decision = self.inbound_policy.decide(
                 attempts=message.attempts + 1, now=self.clock.now(), first_attempt_at=None
             )
@@ -180,6 +201,7 @@ class Bus:
                 _describe(exc),
                 extra={"action": "message_retry", "message_id": message.id},
             )
+            return Status.RETRYING
 
     async def _finish_inbound(
         self,
@@ -221,6 +243,13 @@ class Bus:
         return len(messages)
 
     async def _deliver_and_record(self, sender: Sender, messages: Sequence[OutboundMessage]) -> list[Any | PeerError]:
+        # One message (the usual: OMS_SEND_MODE=single, Adobe Commerce): its context on every line; a batch: its size.
+        with log_context(**(_outbound_fields(messages[0]) if len(messages) == 1 else {"message_count": len(messages)})):
+            return await self._deliver_and_record_in_context(sender, messages)
+
+    async def _deliver_and_record_in_context(
+        self, sender: Sender, messages: Sequence[OutboundMessage]
+    ) -> list[Any | PeerError]:
         started = time.monotonic()
         try:
             outcomes = await sender.deliver(messages)
@@ -250,6 +279,7 @@ class Bus:
             attempts=row.attempts,
             first_attempt_at=row.first_attempt_at,
             lease_until=lease_until,
+            created_at=row.created_at,
         )
 
     async def claim_outbound(self, channel: str, *, limit: int) -> list[OutboundMessage]:
@@ -285,6 +315,11 @@ class Bus:
                 released = (await connection.execute(queries.RELEASE_WAITING, {"ids": gates, "now": now})).scalar_one()
                 if released:
                     await connection.execute(queries.NOTIFY_BUS)
+        _log_outbound_outcomes(messages, params)
+        for message, record in zip(messages, params, strict=True):
+            self.metrics.message_attempted(
+                "out", message.channel, message.topic, record["status"], duration_ms / 1000, message.created_at, now
+            )
 
     def _outbound_outcome(
         self, message: OutboundMessage, outcome: Any | PeerError, now: datetime, duration_ms: int
@@ -329,6 +364,57 @@ class Bus:
 
 class _HandlerFailed(Exception):
     """Raised inside the claim transaction to roll it back when a handler fails."""
+
+
+def _inbound_fields(message: InboundMessage) -> dict[str, Any]:
+    return message_fields(
+        message_id=message.id,
+        direction=Direction.IN.value,
+        channel=message.channel,
+        topic=message.topic,
+        lane=message.lane,
+        external_id=message.external_id,
+        payload=message.payload,
+    )
+
+
+def _outbound_fields(message: OutboundMessage) -> dict[str, Any]:
+    return message_fields(
+        message_id=message.id,
+        direction=Direction.OUT.value,
+        channel=message.channel,
+        topic=message.topic,
+        lane=message.lane,
+        external_id=message.external_id,
+        payload=message.payload,
+    )
+
+
+def _processed_fields(summary: dict[str, Any] | None) -> dict[str, Any]:
+    """The fields of a processed message's line: the SKU count its handler reports (a stock message left in the
+    database has no payload to count them from)."""
+    skus = summary.get("skus") if isinstance(summary, dict) else None
+    return {"action": "message_processed", **({"sku_count": skus} if isinstance(skus, int) else {})}
+
+
+_OUTCOME_LOGS = {  # recorded status → (level, message, action); a success is logged at DEBUG
+    Status.RETRYING.value: (logging.WARNING, "message will be retried", "message_retry"),
+    Status.FAILED.value: (logging.WARNING, "message failed permanently", "message_failed"),
+    Status.DEAD.value: (logging.ERROR, "message is dead", "message_dead"),
+}
+
+
+def _log_outbound_outcomes(messages: Sequence[OutboundMessage], records: Sequence[dict[str, Any]]) -> None:
+    """A line per delivery as recorded (its last error too), each with its message's context."""
+    for message, record in zip(messages, records, strict=True):
+        level, text, action = _OUTCOME_LOGS.get(record["status"], (logging.DEBUG, "message sent", "message_sent"))
+        if not log.isEnabledFor(level):
+            continue
+        with log_context(**_outbound_fields(message)):
+            if record["last_error"]:
+                log.log(level, "%s: %s", text, record["last_error"], extra={"action": action})
+            else:
+                log.log(level, text, extra={"action": action})
 
 
 def _describe(exc: BaseException | None) -> str:

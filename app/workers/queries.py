@@ -122,7 +122,7 @@ CLAIM_OUTBOUND = text(
            started_at = :now, first_attempt_at = COALESCE(m.first_attempt_at, :now)
       FROM claimable c
      WHERE m.id = c.id
-    RETURNING m.id, m.topic, m.external_id, m.lane, m.payload, m.attempts, m.first_attempt_at, m.channel
+    RETURNING m.id, m.topic, m.external_id, m.lane, m.payload, m.attempts, m.first_attempt_at, m.channel, m.created_at
     """
 )
 
@@ -228,6 +228,105 @@ DISCARD_MESSAGE = text(
        SET status = 'discarded', lease_until = NULL, finished_at = :now,
            last_error = COALESCE(:reason, last_error)
      WHERE id = :id AND status IN ('queued', 'waiting', 'retrying', 'failed', 'dead')
+    RETURNING id
+    """
+)
+
+# Operator's bulk retry (app/services/journal.py): each message of a batch to the status decided for it (queued, or
+# waiting with :notes saying why), as RETRY_MESSAGE does one. Returns the messages changed; one that is no longer
+# failed, dead or retrying is left as it is.
+RETRY_MESSAGES = text(
+    """
+    UPDATE message m
+       SET status = CAST(t.status AS message_status), next_attempt_at = :now, first_attempt_at = NULL,
+           lease_until = NULL, finished_at = NULL, last_error = COALESCE(t.note, m.last_error)
+      FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:notes AS text[])) AS t(id, status, note)
+     WHERE m.id = t.id AND m.status IN ('failed', 'dead', 'retrying')
+    RETURNING m.id, m.status::text AS status
+    """
+)
+
+# Operator's bulk discard: DISCARD_MESSAGE for a batch of ids. Returns the messages discarded.
+DISCARD_MESSAGES = text(
+    """
+    UPDATE message
+       SET status = 'discarded', lease_until = NULL, finished_at = :now, last_error = COALESCE(:reason, last_error)
+     WHERE id = ANY(CAST(:ids AS bigint[])) AND status IN ('queued', 'waiting', 'retrying', 'failed', 'dead')
+    RETURNING id
+    """
+)
+
+# The newest message id: a bulk action works on the messages that matched when it started, never on later ones.
+NEWEST_MESSAGE_ID = text("SELECT coalesce(max(id), 0) FROM message")
+
+# Journal retention (app/services/journal_prune.py): one batch of the messages created before :cutoff, after the
+# keyset (:after_at, :after_id) in (created_at, id) order (ix_message_created_at: a batch costs the same at the start
+# and at the end of millions of rows, and rows a batch kept are not read again). Each is judged:
+#   pending  not finished (queued, waiting, processing, retrying): never deleted, whatever its age;
+#   recent   finished at or after :finished_before (the cutoff, or earlier: what the processing-time report has not
+#            counted yet), or without a finish time;
+#   order    what an order's state is read from: its current create (export status, whether the OMS has it, what
+#            `orders sync` queues again), its cancel call (a second cancel answers the same request) and its return
+#            requests (whether their lines may be asked for again) — kept as long as the order;
+#   doomed   deleted (unless :dry_run), by primary key, only if still finished before :finished_before (an operator
+#            may retry it meanwhile).
+# Returns the counts per verdict, how many were deleted, and the keyset of the last message read.
+PRUNE_JOURNAL_BATCH = text(
+    """
+    WITH examined AS MATERIALIZED (
+        SELECT id, created_at, status, finished_at, direction, channel, lane FROM message
+         WHERE created_at < :cutoff AND created_at >= :after_at AND (created_at > :after_at OR id > :after_id)
+         ORDER BY created_at, id
+         LIMIT :batch
+    ),
+    judged AS MATERIALIZED (
+        SELECT e.id,
+               CASE WHEN e.status NOT IN ('succeeded', 'failed', 'dead', 'discarded', 'rejected') THEN 'pending'
+                    WHEN e.finished_at IS NULL OR e.finished_at >= :finished_before THEN 'recent'
+                    WHEN e.direction = 'out' AND e.channel = :order_channel AND starts_with(e.lane, :order_lane)
+                         AND EXISTS (
+                             SELECT 1 FROM sales_order o
+                              WHERE o.increment_id = substr(e.lane, length(:order_lane) + 1)
+                                AND (e.id IN (o.export_message_id, o.cancel_message_id)
+                                     OR EXISTS (SELECT 1 FROM order_return r
+                                                 WHERE r.order_id = o.id AND r.request_message_id = e.id)))
+                    THEN 'order'
+                    ELSE 'doomed' END AS verdict
+          FROM examined e
+    ),
+    deleted AS (
+        DELETE FROM message m
+         WHERE NOT CAST(:dry_run AS boolean)
+           AND m.id = ANY(ARRAY(SELECT id FROM judged WHERE verdict = 'doomed'))
+           AND m.status IN ('succeeded', 'failed', 'dead', 'discarded', 'rejected')
+           AND m.finished_at < :finished_before
+        RETURNING 1
+    ),
+    last AS (SELECT created_at, id FROM examined ORDER BY created_at DESC, id DESC LIMIT 1)
+    SELECT (SELECT count(*) FROM examined) AS examined,
+           (SELECT count(*) FROM judged WHERE verdict = 'doomed') AS doomed,
+           (SELECT count(*) FROM judged WHERE verdict = 'pending') AS pending,
+           (SELECT count(*) FROM judged WHERE verdict = 'recent') AS recent,
+           (SELECT count(*) FROM judged WHERE verdict = 'order') AS kept_for_orders,
+           (SELECT count(*) FROM deleted) AS deleted,
+           (SELECT created_at FROM last) AS last_created_at, (SELECT id FROM last) AS last_id
+    """
+)
+
+# The daily prune: one replica at a time (a session lock, released when its connection closes), at most once a day
+# (integration_state.daily_prune_at: when the last one ran, whether or not it deleted anything).
+TRY_PRUNE_LOCK = text("SELECT pg_try_advisory_lock(:key)")
+LAST_DAILY_PRUNE = text("SELECT daily_prune_at FROM integration_state WHERE id = 1")
+MARK_DAILY_PRUNE = text("UPDATE integration_state SET daily_prune_at = :at WHERE id = 1")
+
+# A prune run's journal entry (a finished inbound message of the connector itself: no worker claims it).
+JOURNAL_PRUNE_RUN = text(
+    """
+    INSERT INTO message (direction, channel, topic, external_id, lane, payload, status, attempts, result,
+                         next_attempt_at, first_attempt_at, created_at, started_at, finished_at, duration_ms)
+    VALUES ('in', :channel, :topic, :external_id, :topic, CAST(:payload AS jsonb), 'succeeded', 1,
+            CAST(:result AS jsonb), :now, :started_at, :started_at, :started_at, :now, :duration_ms)
+    ON CONFLICT (direction, channel, external_id) WHERE status <> 'rejected' DO NOTHING
     RETURNING id
     """
 )
@@ -419,6 +518,47 @@ LAST_MESSAGE = text(
      ORDER BY id DESC LIMIT 1
     """
 )
+# The cluster-wide gauges of GET /metrics (app/metrics.py), one row of four JSON columns, each part bounded as the
+# /integration statements above are: `pending` per direction, channel and status (queued, waiting, processing,
+# retrying) with the age of each group's oldest message (an index scan of what is pending only); `settled`, failed and
+# dead per direction and channel among the newest :failed_limit of each status (as TOPIC_FAILED); `blocked`, lanes
+# whose head is retrying among the oldest :blocked_limit retrying messages, with the age of the oldest head's first
+# attempt (as BLOCKED_LANES); `catalog_export`, the latest export's progress (primary key). Ages in seconds at :now.
+METRIC_GAUGES = text(
+    f"""
+    WITH retrying AS MATERIALIZED (
+        SELECT id FROM message WHERE status = 'retrying' ORDER BY id LIMIT :blocked_limit
+    )
+    SELECT
+      (SELECT coalesce(jsonb_agg(p), '[]') FROM (
+          SELECT direction::text AS direction, channel, status::text AS status, count(*) AS messages,
+                 extract(epoch FROM CAST(:now AS timestamptz) - min(created_at)) AS oldest_age_s
+            FROM message WHERE status IN ('queued', 'waiting', 'processing', 'retrying')
+           GROUP BY direction, channel, status) AS p) AS pending,
+      (SELECT coalesce(jsonb_agg(s), '[]') FROM (
+          SELECT direction::text AS direction, channel, status::text AS status, count(*) AS messages
+            FROM ((SELECT direction, channel, status FROM message
+                    WHERE status = 'failed' ORDER BY id DESC LIMIT :failed_limit)
+                  UNION ALL
+                  (SELECT direction, channel, status FROM message
+                    WHERE status = 'dead' ORDER BY id DESC LIMIT :failed_limit)) AS newest
+           GROUP BY direction, channel, status) AS s) AS settled,
+      (SELECT coalesce(jsonb_agg(b), '[]') FROM (
+          SELECT m.direction::text AS direction, m.channel, count(*) AS lanes,
+                 extract(epoch FROM CAST(:now AS timestamptz) - min(COALESCE(m.first_attempt_at, m.created_at)))
+                   AS oldest_age_s
+            FROM message m
+           WHERE m.id = ANY(ARRAY(SELECT id FROM retrying)) AND m.status = 'retrying'
+             AND NOT EXISTS (SELECT 1 FROM message older
+                              WHERE older.direction = m.direction AND older.lane = m.lane
+                                AND older.status IN {_PENDING} AND older.id < m.id)
+           GROUP BY m.direction, m.channel) AS b) AS blocked,
+      (SELECT to_jsonb(e) FROM (
+          SELECT status, products_read, products_sent, batches_sent, batches_acknowledged, error_count,
+                 extract(epoch FROM started_at) AS started_at_s
+            FROM catalog_export ORDER BY id DESC LIMIT 1) AS e) AS catalog_export
+    """
+)
 
 
 def positional(clause: TextClause) -> tuple[str, list[str]]:
@@ -447,7 +587,7 @@ ORDER_EXPORT_STATUS = """
          ELSE 'failed' END"""
 
 _ORDER_COLUMNS = f"""
-    o.id, o.increment_id, o.entity_id, o.store_id, o.commerce_status, o.received_at, o.updated_at,
+    o.id, o.increment_id, o.entity_id, o.store_id, o.commerce_status, o.oms_status, o.received_at, o.updated_at,
     o.export_message_id, o.export_message_ids, o.acknowledged_at, o.acknowledged_message_id,
     m.status::text AS message_status, m.attempts AS export_attempts, m.last_error AS export_error,
     m.finished_at AS sent_at, {ORDER_EXPORT_STATUS} AS export_status"""
@@ -470,6 +610,19 @@ ORDER_PAGE = text(
        AND (CAST(:since AS timestamptz) IS NULL OR o.received_at >= CAST(:since AS timestamptz))
        AND (CAST(:export_status AS text) IS NULL OR {ORDER_EXPORT_STATUS} = CAST(:export_status AS text))
      ORDER BY o.id
+     LIMIT :limit
+    """
+)
+
+# The same, newest first (the console's order grid): orders before :before (a bigint; the last page's last id).
+ORDER_PAGE_NEWEST = text(
+    f"""
+    SELECT {_ORDER_COLUMNS}
+      FROM sales_order o LEFT JOIN message m ON m.id = o.export_message_id
+     WHERE o.id < :before
+       AND (CAST(:since AS timestamptz) IS NULL OR o.received_at >= CAST(:since AS timestamptz))
+       AND (CAST(:export_status AS text) IS NULL OR {ORDER_EXPORT_STATUS} = CAST(:export_status AS text))
+     ORDER BY o.id DESC
      LIMIT :limit
     """
 )
@@ -578,7 +731,7 @@ LEASE_FOR_INLINE_SEND = text(
     UPDATE message
        SET status = 'processing', lease_until = :lease_until, attempts = 1, started_at = :now, first_attempt_at = :now
      WHERE id = :id AND status = 'queued'
-    RETURNING id, topic, external_id, lane, payload, attempts, first_attempt_at, channel
+    RETURNING id, topic, external_id, lane, payload, attempts, first_attempt_at, channel, created_at
     """
 )
 
@@ -751,8 +904,11 @@ SET_CANCEL_DELIVERY = text("UPDATE sales_order SET cancel_commerce_message_id = 
 
 SET_STORE_CREDIT_DELIVERY = text("UPDATE sales_order SET store_credit_message_id = :message_id WHERE id = :order_id")
 
-# GET /orders/{id}: what happened since the export, each effect with the state of its delivery to Adobe Commerce.
-_DELIVERY = "(SELECT status::text FROM message WHERE id = {column})"
+# GET /orders/{id}: what happened since the export, each effect with the state of its delivery to Adobe Commerce
+# ('pruned': its message finished longer ago than OMS_JOURNAL_RETENTION_DAYS and was deleted).
+_DELIVERY = (
+    "COALESCE((SELECT status::text FROM message WHERE id = {column}), CASE WHEN {column} IS NOT NULL THEN 'pruned' END)"
+)
 
 ORDER_LIFECYCLE = text(
     f"""
@@ -910,7 +1066,8 @@ CATALOG_PRODUCT = text(
     SELECT p.sku, p.product_id, p.type, p.name, p.enabled, p.deleted, p.shipping_method, p.children_skus,
            p.child_ids, p.custom_attributes, p.localized_names, p.website_ids, p.exports, p.export_message_id,
            p.exported_at,
-           (SELECT status::text FROM message WHERE id = p.export_message_id) AS export_status,
+           COALESCE((SELECT status::text FROM message WHERE id = p.export_message_id),
+                    CASE WHEN p.export_message_id IS NOT NULL THEN 'pruned' END) AS export_status,
            p.created_at, p.updated_at
       FROM catalog_product p WHERE p.sku = :sku
     """
@@ -932,6 +1089,17 @@ ACTIVE_CATALOG_EXPORT = text(
 )
 
 LATEST_CATALOG_EXPORT = text(f"SELECT {_EXPORT_COLUMNS} FROM catalog_export ORDER BY id DESC LIMIT 1")
+
+# How many rows a full export from the connector's catalog sends (every row, deleted products and shipping methods
+# included): counted up to :cap (an index-only scan of at most :cap keys), past that the planner's estimate
+# (pg_class.reltuples, kept by ANALYZE and autovacuum; -1 before the first). Never a count of a whole large table.
+CATALOG_SIZE = text(
+    """
+    SELECT (SELECT count(*) FROM (SELECT 1 FROM catalog_product LIMIT :cap) AS c) AS counted,
+           (SELECT CAST(reltuples AS bigint) FROM pg_class
+             WHERE oid = CAST('catalog_product' AS regclass)) AS estimated
+    """
+)
 
 CREATE_CATALOG_EXPORT = text(
     f"""
@@ -1141,4 +1309,190 @@ STOCK_RESET_SKUS = text(
      ORDER BY known.sku
      LIMIT :limit
     """
+)
+
+
+# --- processing-time report (app/workers/stats.py, app/services/reports.py) ------------------------------------
+# A duration's histogram bucket is width_bucket(duration, :bounds), :bounds being app/services/histogram.py's
+# BUCKET_BOUNDS (exact: the same binary search as Python's, no floating-point logarithm); a histogram is kept as its
+# non-empty buckets and their counts, two parallel arrays in bucket order.
+_STAT_COLUMNS = """direction, channel, topic, outcome, messages, processing_count, processing_sum_ms,
+    processing_max_ms, processing_buckets, processing_counts, end_to_end_sum_ms, end_to_end_max_ms,
+    end_to_end_buckets, end_to_end_counts"""
+
+# Filters of a report (NULL: any), on a source with direction, channel and topic columns.
+_STAT_FILTERS = """(CAST(:direction AS text) IS NULL OR direction = CAST(:direction AS message_direction))
+       AND (CAST(:channel AS text) IS NULL OR channel = :channel)
+       AND (CAST(:topics AS text[]) IS NULL OR topic = ANY(CAST(:topics AS text[])))"""
+
+# The messages finished in [:from_ts, :to_ts) (ix_message_finished_at), as one stat row per minute (UTC), direction,
+# channel, topic and outcome: counts, sums, maxima and histograms of the processing time (duration_ms: the handler
+# run or the outbound call; none for a rejected message) and of the end-to-end time (created_at → finished_at:
+# received → done, or queued → acknowledged with every retry). A message counts in the minute it finished in.
+_STATS_OF_MESSAGES = f"""
+    WITH finished AS MATERIALIZED (
+        SELECT date_trunc('minute', finished_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS minute,
+               direction, channel, topic, status AS outcome, duration_ms AS processing_ms,
+               greatest(CAST(extract(epoch FROM finished_at - created_at) AS double precision) * 1000, 0)
+                   AS end_to_end_ms
+          FROM message
+         WHERE finished_at >= :from_ts AND finished_at < :to_ts
+           AND status IN ('succeeded', 'failed', 'dead', 'discarded', 'rejected')
+           AND {_STAT_FILTERS}
+    ),
+    totals AS (
+        SELECT minute, direction, channel, topic, outcome, CAST(count(*) AS integer) AS messages,
+               CAST(count(processing_ms) AS integer) AS processing_count,
+               CAST(COALESCE(sum(processing_ms), 0) AS bigint) AS processing_sum_ms,
+               max(processing_ms) AS processing_max_ms, sum(end_to_end_ms) AS end_to_end_sum_ms,
+               max(end_to_end_ms) AS end_to_end_max_ms
+          FROM finished
+         GROUP BY minute, direction, channel, topic, outcome
+    ),
+    processing AS (
+        SELECT minute, direction, channel, topic, outcome,
+               array_agg(bucket ORDER BY bucket) AS buckets, array_agg(n ORDER BY bucket) AS counts
+          FROM (SELECT minute, direction, channel, topic, outcome,
+                       CAST(width_bucket(CAST(processing_ms AS double precision), CAST(:bounds AS double precision[]))
+                            AS smallint) AS bucket,
+                       CAST(count(*) AS integer) AS n
+                  FROM finished WHERE processing_ms IS NOT NULL
+                 GROUP BY minute, direction, channel, topic, outcome, bucket) AS histogram
+         GROUP BY minute, direction, channel, topic, outcome
+    ),
+    end_to_end AS (
+        SELECT minute, direction, channel, topic, outcome,
+               array_agg(bucket ORDER BY bucket) AS buckets, array_agg(n ORDER BY bucket) AS counts
+          FROM (SELECT minute, direction, channel, topic, outcome,
+                       CAST(width_bucket(end_to_end_ms, CAST(:bounds AS double precision[])) AS smallint) AS bucket,
+                       CAST(count(*) AS integer) AS n
+                  FROM finished
+                 GROUP BY minute, direction, channel, topic, outcome, bucket) AS histogram
+         GROUP BY minute, direction, channel, topic, outcome
+    )
+    SELECT t.minute, t.direction, t.channel, t.topic, t.outcome, t.messages, t.processing_count,
+           t.processing_sum_ms, t.processing_max_ms, COALESCE(p.buckets, '{{}}') AS processing_buckets,
+           COALESCE(p.counts, '{{}}') AS processing_counts, t.end_to_end_sum_ms, t.end_to_end_max_ms,
+           e.buckets AS end_to_end_buckets, e.counts AS end_to_end_counts
+      FROM totals t
+      LEFT JOIN processing p USING (minute, direction, channel, topic, outcome)
+      JOIN end_to_end e USING (minute, direction, channel, topic, outcome)
+"""
+
+# Stat rows (a `period` column and _STAT_COLUMNS) merged per {period} and {keys}: counts and sums added, maxima
+# taken, histograms added bucket by bucket; the outcomes counted apart as well (failed and dead together).
+_MERGE_STATS = """
+    WITH source AS MATERIALIZED ({source}),
+    totals AS (
+        SELECT {period} AS period, {keys}, CAST(sum(messages) AS bigint) AS messages,
+               CAST(COALESCE(sum(messages) FILTER (WHERE outcome = 'succeeded'), 0) AS bigint) AS succeeded,
+               CAST(COALESCE(sum(messages) FILTER (WHERE outcome IN ('failed', 'dead')), 0) AS bigint) AS failed,
+               CAST(COALESCE(sum(messages) FILTER (WHERE outcome = 'discarded'), 0) AS bigint) AS discarded,
+               CAST(COALESCE(sum(messages) FILTER (WHERE outcome = 'rejected'), 0) AS bigint) AS rejected,
+               CAST(sum(processing_count) AS bigint) AS processing_count,
+               CAST(sum(processing_sum_ms) AS bigint) AS processing_sum_ms,
+               max(processing_max_ms) AS processing_max_ms, sum(end_to_end_sum_ms) AS end_to_end_sum_ms,
+               max(end_to_end_max_ms) AS end_to_end_max_ms
+          FROM source
+         GROUP BY 1, {keys}
+    ),
+    processing AS (
+        SELECT period, {keys}, array_agg(bucket ORDER BY bucket) AS buckets, array_agg(n ORDER BY bucket) AS counts
+          FROM (SELECT {period} AS period, {keys}, h.bucket, CAST(sum(h.n) AS bigint) AS n
+                  FROM source, unnest(source.processing_buckets, source.processing_counts) AS h(bucket, n)
+                 GROUP BY 1, {keys}, h.bucket) AS histogram
+         GROUP BY period, {keys}
+    ),
+    end_to_end AS (
+        SELECT period, {keys}, array_agg(bucket ORDER BY bucket) AS buckets, array_agg(n ORDER BY bucket) AS counts
+          FROM (SELECT {period} AS period, {keys}, h.bucket, CAST(sum(h.n) AS bigint) AS n
+                  FROM source, unnest(source.end_to_end_buckets, source.end_to_end_counts) AS h(bucket, n)
+                 GROUP BY 1, {keys}, h.bucket) AS histogram
+         GROUP BY period, {keys}
+    )
+    SELECT t.*, COALESCE(p.buckets, '{{}}') AS processing_buckets, COALESCE(p.counts, '{{}}') AS processing_counts,
+           COALESCE(e.buckets, '{{}}') AS end_to_end_buckets, COALESCE(e.counts, '{{}}') AS end_to_end_counts
+      FROM totals t
+      LEFT JOIN processing p USING (period, {keys})
+      LEFT JOIN end_to_end e USING (period, {keys})
+"""
+_OUTCOME_KEYS = "direction, channel, topic, outcome"
+
+# The rollup, one replica at a time: a transaction lock, so a step that dies releases it with its rollback.
+TRY_STATS_ROLLUP_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
+
+# How far the rollup got (app/models.py MessageStatState says what each time means).
+STATS_STATE = text("SELECT rolled_up_until, counted_until, hours_until FROM message_stat_state WHERE id = 1")
+
+# Where a first rollup starts: the oldest finish time still in the journal, not before :not_before (the retention).
+FIRST_FINISHED_AT = text("SELECT min(finished_at) FROM message WHERE finished_at >= :not_before")
+
+# Recompute the minutes [:from_ts, :to_ts) from the journal: their rows are replaced (a step run twice gives the same
+# rows; a message committed after its minute was first rolled up is counted by the next step that covers it).
+CLEAR_STAT_MINUTES = text("DELETE FROM message_stat_minute WHERE minute >= :from_ts AND minute < :to_ts")
+ROLL_UP_MINUTES = text(
+    f"""
+    INSERT INTO message_stat_minute (minute, {_STAT_COLUMNS})
+    SELECT minute, {_STAT_COLUMNS} FROM ({_STATS_OF_MESSAGES}) AS stats
+    """
+)
+
+# Recompute the hours [:from_ts, :to_ts) from their minute rows (hours whose minutes are final).
+CLEAR_STAT_HOURS = text("DELETE FROM message_stat_hour WHERE hour >= :from_ts AND hour < :to_ts")
+_HOURS_OF_MINUTES = _MERGE_STATS.format(
+    source=f"SELECT minute AS period, {_STAT_COLUMNS} FROM message_stat_minute"
+    " WHERE minute >= :from_ts AND minute < :to_ts",
+    period="date_trunc('hour', period AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+    keys=_OUTCOME_KEYS,
+)
+ROLL_UP_HOURS = text(
+    f"""
+    INSERT INTO message_stat_hour (hour, {_STAT_COLUMNS})
+    SELECT period, {_OUTCOME_KEYS}, messages, processing_count, processing_sum_ms, processing_max_ms,
+           CAST(processing_buckets AS smallint[]), CAST(processing_counts AS integer[]), end_to_end_sum_ms,
+           end_to_end_max_ms, CAST(end_to_end_buckets AS smallint[]), CAST(end_to_end_counts AS integer[])
+      FROM ({_HOURS_OF_MINUTES}) AS hours
+    """
+)
+
+SET_STATS_STATE = text(
+    """
+    UPDATE message_stat_state
+       SET rolled_up_until = :rolled_up_until, counted_until = :counted_until, hours_until = :hours_until,
+           updated_at = :now
+     WHERE id = 1
+    """
+)
+
+# OMS_STATS_RETENTION_DAYS: minutes and hours older than :before go. Returns how many rows of each.
+DELETE_OLD_STATS = text(
+    """
+    WITH minutes AS (DELETE FROM message_stat_minute WHERE minute < :before RETURNING 1),
+         hours AS (DELETE FROM message_stat_hour WHERE hour < :before RETURNING 1)
+    SELECT (SELECT count(*) FROM minutes) AS minutes, (SELECT count(*) FROM hours) AS hours
+    """
+)
+
+# The contract with journal pruning (app/services/reports.py counted_until): every message finished before this time
+# is counted for good (the rollup never recomputes those minutes), so deleting it changes no report. One
+# timestamptz, or NULL while nothing is counted (then no finished message may be deleted).
+ROLLED_UP_UNTIL = text("SELECT counted_until FROM message_stat_state WHERE id = 1")
+
+# The processing-time report: per :unit bucket (minute | hour | day, UTC), direction, channel and topic, merged from
+# hour rows [:hours_from, :hours_to), minute rows [:minutes_from, :minutes_to) and, for minutes not rolled up yet,
+# the journal itself [:from_ts, :to_ts) — three ranges that follow each other (app/services/reports.py).
+PROCESSING_REPORT = text(
+    _MERGE_STATS.format(
+        source=f"""
+            SELECT hour AS period, {_STAT_COLUMNS} FROM message_stat_hour
+             WHERE hour >= :hours_from AND hour < :hours_to AND {_STAT_FILTERS}
+            UNION ALL
+            SELECT minute, {_STAT_COLUMNS} FROM message_stat_minute
+             WHERE minute >= :minutes_from AND minute < :minutes_to AND {_STAT_FILTERS}
+            UNION ALL
+            SELECT minute, {_STAT_COLUMNS} FROM ({_STATS_OF_MESSAGES}) AS live""",
+        period="date_trunc(:unit, period AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+        keys="direction, channel, topic",
+    )
+    + " ORDER BY direction, channel, topic, period"
 )

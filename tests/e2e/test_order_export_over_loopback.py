@@ -123,6 +123,13 @@ async def test_in_sync_mode_an_oms_outage_falls_back_to_the_outbox_and_the_order
                 return any(call.params["order"]["id"] == "2" for call in stub.calls_of(CREATE))
 
             await wait_until(arrived, 60, "order 2 never reached the OMS after the outage", service)
+
+            # The OMS has it; the connector records the answer a moment later (under load, a noticeable moment).
+            async def recorded() -> bool:
+                view = await http.get("/orders/2", headers=operator_headers())
+                return view.json()["export_status"] != "queued"
+
+            await wait_until(recorded, 30, "order 2's delivery was never recorded", service)
             view = await http.get("/orders/2", headers=operator_headers())
             assert view.json()["export_status"] == "sent" and view.json()["export_attempts"] >= 2
         service.stop_cleanly()

@@ -51,7 +51,7 @@ async def test_a_generated_token_still_works_after_a_restart_and_is_printed_only
 
 
 async def test_signature_required_without_a_secret_is_warned_at_start(database_url: DatabaseUrl, tmp_path):
-    env = connector_env(database_url, OMS_SECRET="", RUN_WORKERS="false")
+    env = connector_env(database_url, OMS_SECRET="", RUN_WORKERS="false", LOG_FORMAT="text")
     port = free_port()
     service = ConnectorProcess("serve", ["serve", "--port", str(port)], env, tmp_path, port).start()
     try:

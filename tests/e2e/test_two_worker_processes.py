@@ -36,10 +36,12 @@ async def test_two_worker_processes_process_every_message_once_and_in_lane_order
 
         async with httpx.AsyncClient(base_url=ingest.base_url, timeout=30) as http:
             await asyncio.gather(*(post_lane(http, topic) for topic in TEST_TOPICS))
-        assert await raw.fetchval("SELECT count(*) FROM message WHERE direction = 'in'") == total
+        assert await raw.fetchval("SELECT count(*) FROM message WHERE direction = 'in' AND channel = 'oms'") == total
 
         async def done() -> bool:
-            count = await raw.fetchval("SELECT count(*) FROM message WHERE direction = 'in' AND status = 'succeeded'")
+            count = await raw.fetchval(
+                "SELECT count(*) FROM message WHERE direction = 'in' AND channel = 'oms' AND status = 'succeeded'"
+            )
             return count == total
 
         async def progress() -> str:
@@ -57,12 +59,12 @@ async def test_two_worker_processes_process_every_message_once_and_in_lane_order
         )
         assert duplicates == []
         missing = await raw.fetchval(
-            "SELECT count(*) FROM message m WHERE direction = 'in'"
+            "SELECT count(*) FROM message m WHERE direction = 'in' AND channel = 'oms'"
             " AND NOT EXISTS (SELECT 1 FROM test_effect e WHERE e.message_id = m.id)"
         )
         assert missing == 0
         assert await raw.fetchval("SELECT count(*) FROM test_effect") == total
-        attempts = await raw.fetchval("SELECT max(attempts) FROM message WHERE direction = 'in'")
+        attempts = await raw.fetchval("SELECT max(attempts) FROM message WHERE direction = 'in' AND channel = 'oms'")
         assert attempts == 1
 
         # Lane order: in the order the effects were made, seq (and message id) strictly increase in every lane.

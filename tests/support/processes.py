@@ -33,7 +33,7 @@ _OWN_PREFIXES = (
     "RUN_",
     "INBOUND_WORKERS",
     "OUTBOUND_WORKERS",
-    "LOG_LEVEL",
+    "LOG_",  # LOG_LEVEL, LOG_FORMAT, LOG_FILE
     "APP_ENV",
     "DATA_DIR",
 )
