@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve worker migrate test lint fmt bench bench-stock bench-orders bench-lifecycle bench-catalog bench-prune clean
+.PHONY: install serve worker migrate test lint fmt bench bench-stock bench-orders bench-lifecycle bench-catalog bench-prune bench-console clean
 
 install: $(STAMP)
 
@@ -35,7 +35,7 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install        ## JSON rules, ingest/drain, stock, order-export and lifecycle benchmarks (not catalog, prune: long) (bench/README.md)
+bench: install        ## JSON rules, ingest/drain, stock, order-export and lifecycle benchmarks (not catalog, prune, console: long) (bench/README.md)
 	$(BIN)/python bench/json_rules.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/stock.py
@@ -56,6 +56,9 @@ bench-catalog: install ## the full catalog export benchmark alone (1M products: 
 
 bench-prune: install   ## the journal prune benchmark alone (5M old messages: ~10 minutes)
 	$(BIN)/python bench/prune.py $(ARGS)
+
+bench-console: install ## the console's pages against their JSON API twins (5M messages, 1M orders: ~15 minutes)
+	$(BIN)/python bench/console.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

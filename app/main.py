@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from app import __version__
+from app.console import install_console
+from app.console.web import PREFIX as CONSOLE_PREFIX
 from app.routers import catalog, health, integration, journal, metrics, oms_rpc, orders, reports, stock
 from app.routers.errors import install_error_handlers
 from app.routers.guard import RequestGuard
@@ -24,6 +27,7 @@ Links an Adobe Commerce / Magento 2 store with an Order Management System speaki
 * **Commerce platform** — `POST /orders` (order export): `Authorization: Bearer <COMMERCE_TOKEN>`.
 * **Commerce platform or operators** — `/stock`, `GET /orders`: `Bearer <COMMERCE_TOKEN or OPERATOR_TOKEN>`.
 * **Prometheus** — `GET /metrics`: `Bearer <METRICS_TOKEN or OPERATOR_TOKEN>` (METRICS_TOKEN opens nothing else).
+* **Operators' console** — `/admin`: sign in with the operator token (or `OPERATOR_READONLY_TOKEN`, read-only).
 * **Anonymous** — `/health/*` and these docs only.
 
 Errors come in one shape: `{"detail", "error", "errors": [{"field", "message"}], "request_id"}` (see `ErrorAnswer`).
@@ -44,7 +48,15 @@ def create_app(runtime: Runtime, *, start_workers: bool | None = None, register:
         finally:
             await runtime.stop()
 
-    app = FastAPI(title="OMS Connector", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # fastapi-offline serves Swagger UI's files itself: /docs renders on a closed network (no CDN). No ReDoc.
+    app: FastAPI = FastAPIOffline(
+        title="OMS Connector",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redoc_url=None,
+        static_url="/docs/static",
+    )
     app.state.runtime = runtime
     app.include_router(oms_rpc.router)
     app.include_router(journal.router)
@@ -56,5 +68,11 @@ def create_app(runtime: Runtime, *, start_workers: bool | None = None, register:
     app.include_router(health.router)
     app.include_router(metrics.router)
     install_error_handlers(app)
-    app.add_middleware(RequestGuard, jsonrpc_paths=frozenset({oms_rpc.WEBHOOK_PATH}), metrics=runtime.metrics)
+    install_console(app)  # after the JSON error handlers: below /admin refusals are HTML pages
+    app.add_middleware(
+        RequestGuard,
+        jsonrpc_paths=frozenset({oms_rpc.WEBHOOK_PATH}),
+        metrics=runtime.metrics,
+        html_prefix=CONSOLE_PREFIX + "/",
+    )
     return app

@@ -305,7 +305,17 @@ class SalesOrder(Base):
     store_credit_note: Mapped[str | None] = mapped_column(Text)  # why it was issued, or why not
     store_credit_message_id: Mapped[int | None] = mapped_column(BigInteger)  # its comment to Adobe Commerce
 
-    __table_args__ = (Index("ix_sales_order_received_at", "received_at"),)
+    __table_args__ = (
+        Index("ix_sales_order_received_at", "received_at"),
+        # The export-status filter of the order list (queries.order_page): orders by their export message, and the
+        # few held ones without reading the rest.
+        Index("ix_sales_order_export_message_id", "export_message_id"),
+        Index(
+            "ix_sales_order_held",
+            "id",
+            postgresql_where=text("export_message_id IS NULL AND acknowledged_at IS NULL"),
+        ),
+    )
 
 
 class OrderLine(Base):

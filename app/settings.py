@@ -204,6 +204,9 @@ class Settings(BaseSettings):
     operator_token: SecretStr | None = None
     commerce_token: SecretStr | None = None
     metrics_token: SecretStr | None = None  # opens GET /metrics only (Prometheus); the operator token does too
+    # The console (/admin): a read-only token sees every page and changes nothing; a sign-in lasts this long.
+    operator_readonly_token: SecretStr | None = None
+    console_session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -235,7 +238,14 @@ class Settings(BaseSettings):
     def _empty_url_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("operator_token", "commerce_token", "metrics_token", "adobe_commerce_token", mode="before")
+    @field_validator(
+        "operator_token",
+        "commerce_token",
+        "metrics_token",
+        "operator_readonly_token",
+        "adobe_commerce_token",
+        mode="before",
+    )
     @classmethod
     def _blank_token_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -283,7 +293,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{spec!r} must look like module:function")
         return value
 
-    @field_validator("operator_token", "commerce_token", "metrics_token")
+    @field_validator("operator_token", "commerce_token", "metrics_token", "operator_readonly_token")
     @classmethod
     def _token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value()) < 16:

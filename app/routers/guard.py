@@ -10,7 +10,8 @@
   server does not log it again.
 * With ``metrics``: every answer is counted by method, route template and status, and timed (app/metrics.py).
 
-On the JSON-RPC webhook (``jsonrpc_paths``) these answers are JSON-RPC error objects, as its callers expect.
+On the JSON-RPC webhook (``jsonrpc_paths``) these answers are JSON-RPC error objects, as its callers expect; below
+``html_prefix`` (the console, /admin) a small HTML page, as a browser expects.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from html import escape
 from typing import Any
 
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.logs import request_context
@@ -36,10 +38,15 @@ _HEADER = REQUEST_ID_HEADER.lower().encode()
 
 class RequestGuard:
     def __init__(
-        self, app: ASGIApp, jsonrpc_paths: frozenset[str] = frozenset(), metrics: Metrics | None = None
+        self,
+        app: ASGIApp,
+        jsonrpc_paths: frozenset[str] = frozenset(),
+        metrics: Metrics | None = None,
+        html_prefix: str | None = None,
     ) -> None:
         self.app = app
         self.jsonrpc_paths = jsonrpc_paths
+        self.html_prefix = html_prefix
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -64,11 +71,19 @@ class RequestGuard:
             await send(message)
 
         jsonrpc = scope.get("path") in self.jsonrpc_paths
+        html = self.html_prefix is not None and str(scope.get("path", "")).startswith(self.html_prefix)
         refusal = _nul_refusal(scope)
         if refusal is not None:
             field, message = refusal
             await _answer(
-                422, f"{field}: {message}", "InputRejected", request_id, send_with_id, field=field, jsonrpc=jsonrpc
+                422,
+                f"{field}: {message}",
+                "InputRejected",
+                request_id,
+                send_with_id,
+                field=field,
+                jsonrpc=jsonrpc,
+                html=html,
             )
             return
         try:
@@ -86,7 +101,7 @@ class RequestGuard:
             log.debug("traceback of request %s", request_id, exc_info=exc)
             if not started:
                 detail = f"unexpected error ({exc.__class__.__name__}); quote request id {request_id}"
-                await _answer(500, detail, "InternalError", request_id, send_with_id, jsonrpc=jsonrpc)
+                await _answer(500, detail, "InternalError", request_id, send_with_id, jsonrpc=jsonrpc, html=html)
 
 
 def _request_id(scope: Scope) -> str:
@@ -117,8 +132,18 @@ async def _answer(
     *,
     field: str | None = None,
     jsonrpc: bool = False,
+    html: bool = False,
 ) -> None:
     content: dict[str, Any]
+    response: Response
+    if html:
+        response = HTMLResponse(
+            f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{escape(detail)}</p>"
+            f"<p>Request id: {escape(request_id)}</p>",
+            status_code=status,
+        )
+        await response({"type": "http"}, _no_body, send)
+        return
     if jsonrpc:
         code = -32603 if status >= 500 else -32600
         content = error_response(None, code, detail)
@@ -128,8 +153,8 @@ async def _answer(
             exclude_none=True
         )
     response = JSONResponse(content, status_code=status)
+    await response({"type": "http"}, _no_body, send)
 
-    async def no_body(_: Any = None) -> Message:  # the answer needs no request body
-        return {"type": "http.disconnect"}
 
-    await response({"type": "http"}, no_body, send)
+async def _no_body(_: Any = None) -> Message:  # the guard's answers need no request body
+    return {"type": "http.disconnect"}

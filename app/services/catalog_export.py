@@ -54,6 +54,7 @@ COMMERCE_PAGE_SIZE = 500  # products per GET /products page
 SHIPPING_METHODS_CURSOR = "shipping-methods:"
 MAX_ERRORS_KEPT = 100
 POLL_S = 2.0
+SIZE_COUNTED = 50_000  # catalog rows counted for the expected size; past that, PostgreSQL's estimate
 BACKOFF_MAX_S = 60.0
 
 
@@ -123,6 +124,19 @@ class CatalogExports:
         if row is None:
             raise NotFound("no catalog export was ever requested")
         return _view(row, self.clock.now())
+
+    async def expected_products(self) -> tuple[int | None, bool]:
+        """How many products a full export of the connector's catalog sends (its progress and ETA on the console),
+        and whether that is an estimate: counted up to SIZE_COUNTED rows, past that PostgreSQL's row estimate; None
+        when the table has more rows and no estimate yet (never analyzed). An export from Adobe Commerce sends what
+        the store has, which the connector's catalog only mirrors."""
+        async with self.db.connect() as connection:
+            row = (await connection.execute(queries.CATALOG_SIZE, {"cap": SIZE_COUNTED})).one()
+        if row.counted < SIZE_COUNTED:
+            return row.counted, False
+        if row.estimated is None or row.estimated < SIZE_COUNTED:
+            return None, True
+        return row.estimated, True
 
     async def cancel(self) -> CatalogExportView:
         now = self.clock.now()

@@ -29,7 +29,7 @@ from app.mappers.order_to_mcom import (
     OrderMappingOptions,
     order_to_mcom,
 )
-from app.models import BundleSourcingRule
+from app.models import BundleSourcingRule, Status
 from app.protocol.commerce_order import CommerceOrder, ParsedOrder, describe_errors, parse_order_body
 from app.protocol.json_numbers import InexactNumber, jsonable
 from app.protocol.references import MAX_REFERENCES
@@ -63,6 +63,20 @@ def order_lane(increment_id: str) -> str:
     different orders proceed in parallel and one order the OMS keeps failing never blocks the others. Every call
     but the create is enqueued by app/services/order_gate.enqueue_order_call, so that it waits for the create."""
     return f"order/{increment_id}"
+
+
+# The statuses of an order's export message behind each export status (queries.ORDER_EXPORT_STATUS says the same as
+# one expression; a filter needs them as values its index can find).
+EXPORT_MESSAGE_STATUSES: dict[ExportStatus, frozenset[str]] = {
+    ExportStatus.QUEUED: frozenset({Status.QUEUED.value, Status.PROCESSING.value, Status.RETRYING.value}),
+    ExportStatus.SENT: frozenset({Status.SUCCEEDED.value}),
+    ExportStatus.DEAD: frozenset({Status.DEAD.value}),
+    ExportStatus.FAILED: frozenset(
+        status.value
+        for status in Status
+        if status not in {Status.QUEUED, Status.PROCESSING, Status.RETRYING, Status.SUCCEEDED, Status.DEAD}
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -292,25 +306,34 @@ class OrderService:
         )
 
     async def page(
-        self, *, export_status: ExportStatus | None, since: datetime | None, cursor: str | None, limit: int
+        self,
+        *,
+        export_status: ExportStatus | None,
+        since: datetime | None,
+        cursor: str | None,
+        limit: int,
+        newest_first: bool = False,
     ) -> OrderPage:
-        after = 0
+        """A page of orders in arrival order (oldest first, as GET /orders; ``newest_first`` for the console's
+        grid), walking the primary key: the cursor is the last id of the previous page."""
+        position: int | None = None
         if cursor is not None:
-            if not cursor.isdigit() or int(cursor) > MAX_INT:
+            if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > MAX_INT:  # "²".isdigit() too
                 raise OrderRejected([{"field": "cursor", "message": "not a cursor returned by this endpoint"}])
-            after = int(cursor)
+            position = int(cursor)
+        filters: dict[str, Any] = {"since": since, "limit": limit + 1}
+        kind: str | None = None
+        if export_status in (ExportStatus.HELD, ExportStatus.ACKNOWLEDGED):
+            kind = export_status.value
+        elif export_status is not None:
+            kind, filters["message_statuses"] = "by_message", sorted(EXPORT_MESSAGE_STATUSES[export_status])
+        statement = queries.order_page(kind, newest_first=newest_first)
+        if newest_first:
+            filters["before"] = MAX_INT if position is None else position
+        else:
+            filters["after"] = position or 0
         async with self.db.connect() as connection:
-            rows = (
-                await connection.execute(
-                    queries.ORDER_PAGE,
-                    {
-                        "after": after,
-                        "since": since,
-                        "export_status": export_status.value if export_status else None,
-                        "limit": limit + 1,
-                    },
-                )
-            ).all()
+            rows = (await connection.execute(statement, filters)).all()
         more = len(rows) > limit
         rows = rows[:limit]
         return OrderPage(
@@ -331,6 +354,7 @@ class OrderService:
             entity_id=row.entity_id,
             store_id=row.store_id,
             commerce_status=row.commerce_status,
+            oms_status=row.oms_status,
             export_status=status,
             export_error=error,
             export_attempts=row.export_attempts,

@@ -601,31 +601,43 @@ ORDER_VIEW = text(
     """
 )
 
-# A page of orders in arrival order, optionally by export status and received since a time.
-ORDER_PAGE = text(
-    f"""
-    SELECT {_ORDER_COLUMNS}
-      FROM sales_order o LEFT JOIN message m ON m.id = o.export_message_id
-     WHERE o.id > :after
-       AND (CAST(:since AS timestamptz) IS NULL OR o.received_at >= CAST(:since AS timestamptz))
-       AND (CAST(:export_status AS text) IS NULL OR {ORDER_EXPORT_STATUS} = CAST(:export_status AS text))
-     ORDER BY o.id
-     LIMIT :limit
-    """
-)
+# A page of orders by primary key, optionally received since a time and of one export status; oldest first after
+# :after (GET /orders), or newest first before :before (the console's grid). Each export status is written as
+# conditions PostgreSQL can answer from an index (not as the CASE above, which it could only test row by row: a rare
+# status among a million orders read most of the table): by its export message's statuses (the message's status
+# index, then ix_sales_order_export_message_id; or the primary-key walk when those statuses are common — the
+# planner knows which from its statistics), or for held orders ix_sales_order_held.
+_ORDER_STATUS_FILTERS = {
+    None: "TRUE",
+    "held": "o.export_message_id IS NULL AND o.acknowledged_at IS NULL",
+    "acknowledged": "o.acknowledged_at IS NOT NULL",
+    "by_message": (
+        "o.acknowledged_at IS NULL AND o.export_message_id IN "
+        "(SELECT id FROM message WHERE status = ANY(CAST(:message_statuses AS message_status[])))"
+    ),
+}
 
-# The same, newest first (the console's order grid): orders before :before (a bigint; the last page's last id).
-ORDER_PAGE_NEWEST = text(
-    f"""
-    SELECT {_ORDER_COLUMNS}
-      FROM sales_order o LEFT JOIN message m ON m.id = o.export_message_id
-     WHERE o.id < :before
-       AND (CAST(:since AS timestamptz) IS NULL OR o.received_at >= CAST(:since AS timestamptz))
-       AND (CAST(:export_status AS text) IS NULL OR {ORDER_EXPORT_STATUS} = CAST(:export_status AS text))
-     ORDER BY o.id DESC
-     LIMIT :limit
-    """
-)
+
+def order_page(status_filter: str | None, *, newest_first: bool) -> TextClause:
+    """The statement of ``OrderService.page`` for one kind of export-status filter (see _ORDER_STATUS_FILTERS)."""
+    return _ORDER_PAGES[(status_filter, newest_first)]
+
+
+_ORDER_PAGES = {
+    (kind, newest): text(
+        f"""
+        SELECT {_ORDER_COLUMNS}
+          FROM sales_order o LEFT JOIN message m ON m.id = o.export_message_id
+         WHERE {"o.id < :before" if newest else "o.id > :after"}
+           AND (CAST(:since AS timestamptz) IS NULL OR o.received_at >= CAST(:since AS timestamptz))
+           AND {condition}
+         ORDER BY o.id {"DESC" if newest else ""}
+         LIMIT :limit
+        """
+    )
+    for kind, condition in _ORDER_STATUS_FILTERS.items()
+    for newest in (False, True)
+}
 
 # A posted order: stored if new (the caller then holds its row lock); the stored document is the order itself,
 # also when it came wrapped as an Adobe I/O event (:path '{data,value}'), taken from the raw JSON text unchanged.

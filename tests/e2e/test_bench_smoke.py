@@ -28,6 +28,7 @@ TINY: dict[str, list[str]] = {
     "lifecycle.py": ["-n", "40", "--warmup", "5", "-c", "4"],
     "catalog.py": ["--sizes", "2000", "--baseline-calls", "300"],
     "prune.py": ["--rows", "5000", "--rate", "50", "--seconds", "1"],
+    "console.py": ["--messages", "5000", "--orders", "1000", "--products", "1000", "--requests", "3", "--warmup", "1"],
 }  # fmt: skip
 SMOKE_TIMEOUT_S = 240
 RATIO = re.compile(r"\b\d+\.\d+x\b")  # every bench prints its figures as ratios against a baseline (e.g. 1.10x)
