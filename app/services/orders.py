@@ -325,8 +325,11 @@ class OrderService:
         kind: str | None = None
         if export_status in (ExportStatus.HELD, ExportStatus.ACKNOWLEDGED):
             kind = export_status.value
+        elif export_status is ExportStatus.SENT:
+            kind, filters["message_statuses"] = "sent", sorted(EXPORT_MESSAGE_STATUSES[export_status])
         elif export_status is not None:
-            kind, filters["message_statuses"] = "by_message", sorted(EXPORT_MESSAGE_STATUSES[export_status])
+            kind, filters["message_statuses"] = "rare", sorted(EXPORT_MESSAGE_STATUSES[export_status])
+            filters["create_topic"] = CREATE_ORDER
         statement = queries.order_page(kind, newest_first=newest_first)
         if newest_first:
             filters["before"] = MAX_INT if position is None else position

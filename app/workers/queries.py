@@ -603,19 +603,28 @@ ORDER_VIEW = text(
 
 # A page of orders by primary key, optionally received since a time and of one export status; oldest first after
 # :after (GET /orders), or newest first before :before (the console's grid). Each export status is written as
-# conditions PostgreSQL can answer from an index (not as the CASE above, which it could only test row by row: a rare
-# status among a million orders read most of the table): by its export message's statuses (the message's status
-# index, then ix_sales_order_export_message_id; or the primary-key walk when those statuses are common — the
-# planner knows which from its statistics), or for held orders ix_sales_order_held.
+# conditions PostgreSQL can answer from an index, not as the CASE above, which it can only test row by row (a rare
+# status among a million orders read most of the table):
+#   held, acknowledged        columns of the order (held ones through the partial ix_sales_order_held);
+#   sent                      the common case: the primary-key walk finds a page at once;
+#   queued, failed, dead      rare: the create messages in those statuses first (the status index), then their
+#                             orders (ix_sales_order_export_message_id), then the page among them. MATERIALIZED, so
+#                             that a generic plan cannot turn it back into the walk.
 _ORDER_STATUS_FILTERS = {
     None: "TRUE",
     "held": "o.export_message_id IS NULL AND o.acknowledged_at IS NULL",
     "acknowledged": "o.acknowledged_at IS NOT NULL",
-    "by_message": (
+    "sent": (
         "o.acknowledged_at IS NULL AND o.export_message_id IN "
         "(SELECT id FROM message WHERE status = ANY(CAST(:message_statuses AS message_status[])))"
     ),
+    "rare": "o.acknowledged_at IS NULL AND o.export_message_id IN (SELECT id FROM rare_exports)",
 }
+_RARE_EXPORTS = """
+        WITH rare_exports AS MATERIALIZED (
+            SELECT id FROM message
+             WHERE status = ANY(CAST(:message_statuses AS message_status[])) AND topic = :create_topic
+        )"""
 
 
 def order_page(status_filter: str | None, *, newest_first: bool) -> TextClause:
@@ -625,7 +634,7 @@ def order_page(status_filter: str | None, *, newest_first: bool) -> TextClause:
 
 _ORDER_PAGES = {
     (kind, newest): text(
-        f"""
+        f"""{_RARE_EXPORTS if kind == "rare" else ""}
         SELECT {_ORDER_COLUMNS}
           FROM sales_order o LEFT JOIN message m ON m.id = o.export_message_id
          WHERE {"o.id < :before" if newest else "o.id > :after"}
