@@ -578,7 +578,6 @@ def targets(f: Fixture) -> list[Target]:
         Target("stock ?sku=", f"/admin/stock?sku={f.sku}", f"/stock/{f.sku}"),
         Target("report 24h", "/admin/report?range=24h", "/reports/processing?since=24h"),
         Target("report 7d (by day)", "/admin/report?range=7d", "/reports/processing?since=7d&bucket=day"),
-        Target("report 7d by hour", "/admin/report?range=7d&bucket=hour", "/reports/processing?since=7d"),
         Target(
             "settings",
             "/admin/settings",
