@@ -325,17 +325,18 @@ class OrderService:
         kind: str | None = None
         if export_status in (ExportStatus.HELD, ExportStatus.ACKNOWLEDGED):
             kind = export_status.value
-        elif export_status is ExportStatus.SENT:
-            kind, filters["message_statuses"] = "sent", sorted(EXPORT_MESSAGE_STATUSES[export_status])
         elif export_status is not None:
-            kind, filters["message_statuses"] = "rare", sorted(EXPORT_MESSAGE_STATUSES[export_status])
-            filters["create_topic"] = CREATE_ORDER
-        statement = queries.order_page(kind, newest_first=newest_first)
+            kind, filters["message_statuses"] = "sent", sorted(EXPORT_MESSAGE_STATUSES[export_status])
         if newest_first:
             filters["before"] = MAX_INT if position is None else position
         else:
             filters["after"] = position or 0
         async with self.db.connect() as connection:
+            if kind == "sent" and export_status is not ExportStatus.SENT:  # rare statuses: from their messages
+                bound = {"message_statuses": filters["message_statuses"], "bound": queries.RARE_EXPORTS}
+                if (await connection.execute(queries.COUNT_EXPORT_MESSAGES, bound)).scalar_one() < queries.RARE_EXPORTS:
+                    kind = "rare"
+            statement = queries.order_page(kind, newest_first=newest_first)
             rows = (await connection.execute(statement, filters)).all()
         more = len(rows) > limit
         rows = rows[:limit]

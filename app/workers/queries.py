@@ -606,10 +606,14 @@ ORDER_VIEW = text(
 # conditions PostgreSQL can answer from an index, not as the CASE above, which it can only test row by row (a rare
 # status among a million orders read most of the table):
 #   held, acknowledged        columns of the order (held ones through the partial ix_sales_order_held);
-#   sent                      the common case: the primary-key walk finds a page at once;
-#   queued, failed, dead      rare: the create messages in those statuses first (the status index), then their
-#                             orders (ix_sales_order_export_message_id), then the page among them. MATERIALIZED, so
-#                             that a generic plan cannot turn it back into the walk.
+#   sent, or any status with  the primary-key walk, testing each order's export message: a page is found at once
+#   RARE_EXPORTS or more      when the status is common;
+#   messages
+#   queued, failed, dead      when fewer messages have those statuses (COUNT_EXPORT_MESSAGES, bounded): the create
+#   with fewer                messages in those statuses first (the status index), then their orders
+#                             (ix_sales_order_export_message_id; other topics' messages find none), then the page.
+#                             MATERIALIZED, so that a generic plan cannot turn it back into the walk, which reads
+#                             every order when the status is rare.
 _ORDER_STATUS_FILTERS = {
     None: "TRUE",
     "held": "o.export_message_id IS NULL AND o.acknowledged_at IS NULL",
@@ -620,10 +624,16 @@ _ORDER_STATUS_FILTERS = {
     ),
     "rare": "o.acknowledged_at IS NULL AND o.export_message_id IN (SELECT id FROM rare_exports)",
 }
+RARE_EXPORTS = 5000
+COUNT_EXPORT_MESSAGES = text(
+    """
+    SELECT count(*) FROM (SELECT 1 FROM message WHERE status = ANY(CAST(:message_statuses AS message_status[]))
+                           LIMIT :bound) AS found
+    """
+)
 _RARE_EXPORTS = """
         WITH rare_exports AS MATERIALIZED (
-            SELECT id FROM message
-             WHERE status = ANY(CAST(:message_statuses AS message_status[])) AND topic = :create_topic
+            SELECT id FROM message WHERE status = ANY(CAST(:message_statuses AS message_status[]))
         )"""
 
 

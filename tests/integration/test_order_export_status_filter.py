@@ -9,6 +9,7 @@ from app.models import Status
 from app.runtime import Runtime
 from app.schemas import ExportStatus
 from app.services.orders import EXPORT_MESSAGE_STATUSES
+from app.workers import queries
 from tests.support.orders import commerce_order, order_body
 
 # Export message status → the order's export status (queries.ORDER_EXPORT_STATUS).
@@ -23,8 +24,12 @@ def test_every_message_status_of_an_export_maps_to_exactly_one_export_status():
     assert all(len(names) == 1 for names in owners.values()), owners
 
 
+@pytest.mark.parametrize("rare_below", [0, 10_000], ids=["every-status-common", "every-status-rare"])
 @pytest.mark.parametrize("newest_first", [False, True])
-async def test_each_export_status_filter_finds_exactly_the_orders_of_that_status(runtime: Runtime, raw, newest_first):
+async def test_each_export_status_filter_finds_exactly_the_orders_of_that_status(
+    runtime: Runtime, raw, newest_first, rare_below, monkeypatch
+):
+    monkeypatch.setattr(queries, "RARE_EXPORTS", rare_below)  # both plans: the primary-key walk, and messages first
     # One order per message status, one held, one acknowledged.
     for number, status in enumerate(MESSAGE_STATUSES, start=1):
         await runtime.orders.accept(order_body(commerce_order(increment_id=f"9{number:02d}")))
