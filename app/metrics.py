@@ -4,10 +4,11 @@
   channel, topic and status as the bus records them (and the OMS calls the webhook accepts or rejects), how long
   an attempt took and how long a message took from arrival to success, outbound calls by peer and outcome, OAuth
   token fetches, HTTP requests by method, route template and status.
-* **Cluster-wide gauges**, read at scrape time with one statement (``queries.METRIC_GAUGES``, every part bounded
-  by the pending messages or a limit, never by the size of the journal): the backlog and the age of its oldest
-  message per direction and channel, blocked lanes, failed and dead messages, the latest catalog export. A database
-  that cannot be read gives ``oms_connector_database_up 0`` and no such gauge; the scrape still succeeds.
+* **Cluster-wide gauges**, read at scrape time with one statement (``METRIC_GAUGES`` in app/data/monitoring.py,
+  every part bounded by the pending messages or a limit, never by the size of the journal): the backlog and the age
+  of its oldest message per direction and channel, blocked lanes, failed and dead messages, the latest catalog
+  export. A database that cannot be read gives ``oms_connector_database_up 0`` and no such gauge; the scrape still
+  succeeds.
 
 Each ``Runtime`` owns a ``Metrics`` with its own registry rather than prometheus_client's global one: a process
 runs one runtime, and tests build many in one process (the global registry refuses a name twice). Label values
@@ -32,11 +33,11 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from starlette.types import Message, Scope, Send
 
+from app.data.monitoring import METRIC_GAUGES
 from app.db import Database
 from app.errors import PeerRejected, PeerUnavailable
 from app.models import Status
 from app.protocol.methods import NOT_SERVED, OMS_TO_CONNECTOR
-from app.workers import queries
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +285,7 @@ async def read_database_gauges(db: Database, now: datetime) -> DatabaseGauges | 
     parameters = {"now": now, "blocked_limit": BLOCKED_LANES_COUNTED, "failed_limit": FAILED_COUNTED}
     try:
         async with asyncio.timeout(DATABASE_READ_TIMEOUT_S), db.connect() as connection:
-            row = (await connection.execute(queries.METRIC_GAUGES, parameters)).one()
+            row = (await connection.execute(METRIC_GAUGES, parameters)).one()
     except Exception as exc:  # down, too slow, not migrated: the scrape says so with database_up 0
         log.warning(
             "metrics: the database gauges cannot be read: %s: %s",

@@ -271,7 +271,7 @@ class StockAggregate(Base):
 class SalesOrder(Base):
     """An Adobe Commerce order posted to `POST /orders`, and its export to the OMS (the seed's export column).
 
-    The export status is not stored: it is read from the export message (app/workers/queries.py,
+    The export status is not stored: it is read from the export message (app/data/orders.py,
     ORDER_EXPORT_STATUS), so the journal and the order can never disagree. ``mcom`` is the create call's params as
     queued (the OMS line ids in it map back to Magento items); ``export_message_ids`` every export attempt queued.
     """
@@ -307,8 +307,8 @@ class SalesOrder(Base):
 
     __table_args__ = (
         Index("ix_sales_order_received_at", "received_at"),
-        # The export-status filter of the order list (queries.order_page): orders by their export message, and the
-        # few held ones without reading the rest.
+        # The export-status filter of the order list (app/data/orders.py order_page): orders by their export message,
+        # and the few held ones without reading the rest.
         Index("ix_sales_order_export_message_id", "export_message_id"),
         Index(
             "ix_sales_order_held",

@@ -332,8 +332,8 @@ class DrainTarget:
             await self.monitor.close()
 
     def rows(self, prefix: str, count: int) -> list[Any]:
+        from app.data.outbox import OMS_CHANNEL, NewMessage
         from app.models import Direction
-        from app.workers.outbox import OMS_CHANNEL, NewMessage
 
         out = []
         for i in range(count):
@@ -362,7 +362,7 @@ class DrainTarget:
 
     async def drain(self, prefix: str, count: int) -> float:
         """Queue ``count`` messages in one commit and wait until all are processed: seconds from the commit."""
-        from app.workers.outbox import insert_messages
+        from app.data.outbox import insert_messages
 
         batch = self.rows(prefix, count)
         done = asyncio.Event()
@@ -417,8 +417,9 @@ async def drain_connector(
 async def time_rollup_pass(dsn: str, count: int) -> float:
     """One pass of the report's rollup over the minutes holding the drained messages (what its job does to each
     message PASSES_PER_MESSAGE times in production), after the drain: µs per message (median of three)."""
+    from app.data.reports import MINUTE, floor_time
     from app.db import Database, DatabaseUrl
-    from app.workers.stats import MINUTE, StatsRollup, floor_time
+    from app.workers.stats import StatsRollup
 
     monitor = await asyncpg.connect(dsn)
     db = Database(DatabaseUrl.parse(dsn))

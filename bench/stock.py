@@ -317,7 +317,8 @@ async def check_stock(connection: asyncpg.Connection, name: str, table: str, sna
 # --------------------------------------------------------------------------------------------------------------
 def scratch_statement() -> tuple[str, list[str]]:
     """APPLY_STOCK with ``$n`` parameters and the scratch table in place of ``stock`` (same SQL shape)."""
-    from app.workers.queries import APPLY_STOCK, positional
+    from app.data.sql import positional
+    from app.data.stock import APPLY_STOCK
 
     sql, names = positional(APPLY_STOCK)
     for old in ("INSERT INTO stock (", "WHERE stock.source_ts"):

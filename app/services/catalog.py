@@ -22,6 +22,23 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
+from app.data.catalog import (
+    CATALOG_PRODUCT,
+    CATALOG_SETTING,
+    CATALOG_SKU_HOLDERS,
+    LOCK_CATALOG_SETTINGS,
+    LOCK_PRODUCT_EXPORT,
+    MARK_PRODUCT_DELETED,
+    PARENTS_OF_PRODUCTS,
+    RELEASE_PRODUCT_ID,
+    SEED_CATALOG_SETTING,
+    SET_CATALOG_SETTING,
+    SET_PRODUCT_CHILDREN,
+    SET_PRODUCT_EXPORTED,
+    SKUS_OF_PRODUCT_IDS,
+    UPSERT_CATALOG_PRODUCT,
+)
+from app.data.outbox import OMS_CHANNEL, Outbox
 from app.db import Database
 from app.errors import NotFound, ProductRejected, SkuConflict
 from app.mappers.product_to_mcom import (
@@ -34,8 +51,6 @@ from app.mappers.product_to_mcom import (
 from app.protocol.commerce_product import CommerceProduct, parse_products
 from app.schemas import ProductOutcome, ProductsAnswer, ShippingMethodsAnswer
 from app.settings import Settings, ShippingMethod, normalize_attribute_codes
-from app.workers import queries
-from app.workers.outbox import OMS_CHANNEL, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +94,11 @@ class CatalogService:
         now = self.clock.now()
         async with self.db.connect() as connection:
             await connection.execute(
-                queries.SET_CATALOG_SETTING,
+                SET_CATALOG_SETTING,
                 {"key": LOCALE_KEY, "value": json.dumps(self.settings.oms_product_locale), "now": now},
             )
             await connection.execute(
-                queries.SEED_CATALOG_SETTING,
+                SEED_CATALOG_SETTING,
                 {"key": ATTRIBUTES_KEY, "value": json.dumps(self.settings.oms_product_attributes), "now": now},
             )
         await self.sync_shipping_methods()
@@ -97,9 +112,9 @@ class CatalogService:
         async with self.db.connect() as connection:
             methods = [m.model_dump() for m in self.settings.oms_shipping_methods]
             await connection.execute(
-                queries.SEED_CATALOG_SETTING, {"key": SHIPPING_METHODS_KEY, "value": json.dumps(methods), "now": now}
+                SEED_CATALOG_SETTING, {"key": SHIPPING_METHODS_KEY, "value": json.dumps(methods), "now": now}
             )
-            await connection.execute(queries.LOCK_CATALOG_SETTINGS)
+            await connection.execute(LOCK_CATALOG_SETTINGS)
             in_force = await self._shipping_methods(connection)
             taken = await self._products_holding(connection, [m.code for m in in_force])
             for code, reason in taken.items():
@@ -110,7 +125,7 @@ class CatalogService:
             await self._export_shipping_methods(connection, methods_kept, [], now)
 
     async def _setting(self, connection: AsyncConnection, key: str, default: Any) -> Any:
-        value = (await connection.execute(queries.CATALOG_SETTING, {"key": key})).scalar_one_or_none()
+        value = (await connection.execute(CATALOG_SETTING, {"key": key})).scalar_one_or_none()
         return default if value is None else value
 
     async def attributes(self) -> list[str]:
@@ -126,7 +141,7 @@ class CatalogService:
             raise ProductRejected([{"field": "attributes", "message": str(exc)}]) from None
         async with self.db.connect() as connection:
             await connection.execute(
-                queries.SET_CATALOG_SETTING,
+                SET_CATALOG_SETTING,
                 {"key": ATTRIBUTES_KEY, "value": json.dumps(cleaned), "now": self.clock.now()},
             )
         return cleaned
@@ -149,7 +164,7 @@ class CatalogService:
             raise ProductRejected([{"field": "methods", "message": "a shipping method code is listed twice"}])
         now = self.clock.now()
         async with self.db.connect() as connection:
-            await connection.execute(queries.LOCK_CATALOG_SETTINGS)
+            await connection.execute(LOCK_CATALOG_SETTINGS)
             taken = await self._products_holding(connection, codes)
             if taken:
                 raise SkuConflict(
@@ -158,7 +173,7 @@ class CatalogService:
                 )  # fmt: skip
             before = await self._shipping_methods(connection)
             await connection.execute(
-                queries.SET_CATALOG_SETTING,
+                SET_CATALOG_SETTING,
                 {"key": SHIPPING_METHODS_KEY, "value": json.dumps([m.model_dump() for m in methods]), "now": now},
             )
             removed = [m for m in before if m.code not in codes]
@@ -180,7 +195,7 @@ class CatalogService:
         outcomes = []
         for entry in sorted(entries, key=lambda e: e.sku):
             row = _row(entry, now, shipping_method=True)
-            stored = (await connection.execute(queries.UPSERT_CATALOG_PRODUCT, row)).first()
+            stored = (await connection.execute(UPSERT_CATALOG_PRODUCT, row)).first()
             if stored is None and not entry.enabled:
                 continue
             if stored is None:
@@ -195,7 +210,7 @@ class CatalogService:
         """The SKUs among ``skus`` that store products hold (a shipping method cannot have them), each with why."""
         if not skus:
             return {}
-        rows = (await connection.execute(queries.CATALOG_SKU_HOLDERS, {"skus": list(skus)})).all()
+        rows = (await connection.execute(CATALOG_SKU_HOLDERS, {"skus": list(skus)})).all()
         return {row.sku: product_holds_sku(row) for row in rows if not row.shipping_method}
 
     @staticmethod
@@ -203,7 +218,7 @@ class CatalogService:
         """The SKUs among ``skus`` that shipping methods hold (a product cannot have them), each with why."""
         if not skus:
             return {}
-        rows = (await connection.execute(queries.CATALOG_SKU_HOLDERS, {"skus": list(skus)})).all()
+        rows = (await connection.execute(CATALOG_SKU_HOLDERS, {"skus": list(skus)})).all()
         return {row.sku: method_holds_sku(row.sku, row.name) for row in rows if row.shipping_method}
 
     # --- products from the store -----------------------------------------------------------------------------
@@ -285,10 +300,10 @@ class CatalogService:
         )
         row = _row(entry, now, product_id=product.id, child_ids=child_ids)
         if product.id is not None:
-            await connection.execute(queries.RELEASE_PRODUCT_ID, {"product_id": product.id, "sku": product.sku})
+            await connection.execute(RELEASE_PRODUCT_ID, {"product_id": product.id, "sku": product.sku})
         stored = (
             await connection.execute(
-                queries.UPSERT_CATALOG_PRODUCT, {**row, "website_ids": product.extension_attributes.website_ids}
+                UPSERT_CATALOG_PRODUCT, {**row, "website_ids": product.extension_attributes.website_ids}
             )
         ).first()
         if stored is None:
@@ -307,7 +322,7 @@ class CatalogService:
         by_id = dict(posted or {})
         missing = [child for child in child_ids if child not in by_id]
         if missing:
-            rows = (await connection.execute(queries.SKUS_OF_PRODUCT_IDS, {"ids": missing})).all()
+            rows = (await connection.execute(SKUS_OF_PRODUCT_IDS, {"ids": missing})).all()
             by_id.update({row.product_id: row.sku for row in rows})
         return [by_id[child] for child in child_ids if child in by_id]
 
@@ -325,11 +340,11 @@ class CatalogService:
         if not child_ids:
             return []
         outcomes = []
-        for parent in (await connection.execute(queries.PARENTS_OF_PRODUCTS, {"child_ids": child_ids})).all():
+        for parent in (await connection.execute(PARENTS_OF_PRODUCTS, {"child_ids": child_ids})).all():
             children = await self._children_of(connection, parent.child_ids)
             if children == list(parent.children_skus):
                 continue
-            await connection.execute(queries.SET_PRODUCT_CHILDREN, {"sku": parent.sku, "children": children})
+            await connection.execute(SET_PRODUCT_CHILDREN, {"sku": parent.sku, "children": children})
             entry = CatalogEntry(**{**catalog_entry(parent).__dict__, "children_skus": children})
             outcomes.append(await self._export_if_changed(connection, entry, attributes, now))
         return outcomes
@@ -340,7 +355,7 @@ class CatalogService:
         """Queue the export when the params the OMS would receive differ from the last ones exported."""
         params = product_params(entry, attributes, self.settings.oms_product_locale)
         digest = fingerprint(params)
-        state = (await connection.execute(queries.LOCK_PRODUCT_EXPORT, {"sku": entry.sku})).first()
+        state = (await connection.execute(LOCK_PRODUCT_EXPORT, {"sku": entry.sku})).first()
         previous, exports = (state.exported_fingerprint, state.exports) if state else (None, 0)
         if previous == digest:
             return ProductOutcome(sku=entry.sku, exported=False, reason="unchanged")
@@ -355,7 +370,7 @@ class CatalogService:
             refs=[entry.sku, *entry.children_skus][:50],
         )
         await connection.execute(
-            queries.SET_PRODUCT_EXPORTED,
+            SET_PRODUCT_EXPORTED,
             {"sku": entry.sku, "fingerprint": digest, "message_id": message_id, "now": now},
         )
         return ProductOutcome(
@@ -367,7 +382,7 @@ class CatalogService:
         export)."""
         now = self.clock.now()
         async with self.db.connect() as connection:
-            row = (await connection.execute(queries.MARK_PRODUCT_DELETED, {"sku": sku, "now": now})).first()
+            row = (await connection.execute(MARK_PRODUCT_DELETED, {"sku": sku, "now": now})).first()
             if row is None:
                 taken = await self._methods_holding(connection, [sku])
                 if taken:  # not the store's to delete: PUT /catalog/shipping-methods removes it
@@ -378,7 +393,7 @@ class CatalogService:
 
     async def get(self, sku: str) -> dict[str, Any]:
         async with self.db.connect() as connection:
-            row = (await connection.execute(queries.CATALOG_PRODUCT, {"sku": sku})).mappings().first()
+            row = (await connection.execute(CATALOG_PRODUCT, {"sku": sku})).mappings().first()
         if row is None:
             raise NotFound(f"no product {sku} is in the connector's catalog")
         return dict(row)

@@ -34,6 +34,24 @@ from pydantic import ValidationError
 from app.clients.commerce import CommerceClient
 from app.clients.oms import OmsClient
 from app.clock import Clock
+from app.data.catalog import CATALOG_SETTING
+from app.data.catalog_export import (
+    ACTIVE_CATALOG_EXPORT,
+    CANCEL_CATALOG_EXPORT,
+    CATALOG_BATCH_ACKNOWLEDGED,
+    CATALOG_BATCH_ENCODED,
+    CATALOG_BATCH_STARTED,
+    CATALOG_EXPORT_ERROR,
+    CATALOG_EXPORT_PROGRESS,
+    CATALOG_EXPORT_STATE,
+    CATALOG_SIZE,
+    CLAIM_CATALOG_EXPORT,
+    CREATE_CATALOG_EXPORT,
+    FINISH_CATALOG_EXPORT,
+    LATEST_CATALOG_EXPORT,
+    LOCK_CATALOG_EXPORTS,
+    SHIPPING_METHOD_BATCH_ENCODED,
+)
 from app.db import Database
 from app.errors import NotConfigured, NotFound, PeerError, PeerRejected, PeerUnavailable
 from app.mappers.product_to_mcom import PRODUCT_UPDATED, encode, fingerprint, product_params
@@ -42,7 +60,6 @@ from app.protocol.jsonrpc import encoded_request
 from app.schemas import CatalogExportView
 from app.services.catalog import ATTRIBUTES_KEY, CatalogService
 from app.settings import Settings
-from app.workers import queries
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +113,13 @@ class CatalogExports:
             raise NotConfigured("OMS_URL is not configured: a catalog export has nowhere to go")
         now = self.clock.now()
         async with self.db.connect() as connection:
-            await connection.execute(queries.LOCK_CATALOG_EXPORTS)
-            active = (await connection.execute(queries.ACTIVE_CATALOG_EXPORT)).first()
+            await connection.execute(LOCK_CATALOG_EXPORTS)
+            active = (await connection.execute(ACTIVE_CATALOG_EXPORT)).first()
             if active is not None:
                 return _view(active, now), False
             row = (
                 await connection.execute(
-                    queries.CREATE_CATALOG_EXPORT,
+                    CREATE_CATALOG_EXPORT,
                     {
                         "status": "pending" if schedule_only else "running",
                         "source": "commerce" if self.commerce is not None else "catalog",
@@ -120,7 +137,7 @@ class CatalogExports:
 
     async def current(self) -> CatalogExportView:
         async with self.db.connect() as connection:
-            row = (await connection.execute(queries.LATEST_CATALOG_EXPORT)).first()
+            row = (await connection.execute(LATEST_CATALOG_EXPORT)).first()
         if row is None:
             raise NotFound("no catalog export was ever requested")
         return _view(row, self.clock.now())
@@ -131,7 +148,7 @@ class CatalogExports:
         when the table has more rows and no estimate yet (never analyzed). An export from Adobe Commerce sends what
         the store has, which the connector's catalog only mirrors."""
         async with self.db.connect() as connection:
-            row = (await connection.execute(queries.CATALOG_SIZE, {"cap": SIZE_COUNTED})).one()
+            row = (await connection.execute(CATALOG_SIZE, {"cap": SIZE_COUNTED})).one()
         if row.counted < SIZE_COUNTED:
             return row.counted, False
         if row.estimated is None or row.estimated < SIZE_COUNTED:
@@ -141,7 +158,7 @@ class CatalogExports:
     async def cancel(self) -> CatalogExportView:
         now = self.clock.now()
         async with self.db.connect() as connection:
-            row = (await connection.execute(queries.CANCEL_CATALOG_EXPORT, {"now": now})).first()
+            row = (await connection.execute(CANCEL_CATALOG_EXPORT, {"now": now})).first()
         if row is None:
             raise NotFound("no catalog export is pending or running")
         return _view(row, now)
@@ -155,7 +172,7 @@ class CatalogExports:
         async with self.db.connect() as connection:
             return (
                 await connection.execute(
-                    queries.CLAIM_CATALOG_EXPORT,
+                    CLAIM_CATALOG_EXPORT,
                     {"owner": self.owner, "lease_until": self._lease_end(now), "now": now},
                 )
             ).scalar_one_or_none()
@@ -192,7 +209,7 @@ class CatalogExports:
     async def _finish(self, export_id: int, status: str, error: str | None) -> None:
         async with self.db.connect() as connection:
             await connection.execute(
-                queries.FINISH_CATALOG_EXPORT,
+                FINISH_CATALOG_EXPORT,
                 {"id": export_id, "owner": self.owner, "status": status, "error": error, "now": self.clock.now()},
             )
 
@@ -225,14 +242,14 @@ class _Run:
     async def loop(self) -> None:
         await self.exports.catalog.sync_shipping_methods()  # every method in force has its row: the export sends it
         async with self.exports.db.connect() as connection:
-            state = (await connection.execute(queries.CATALOG_EXPORT_STATE, {"id": self.id})).one()
-            attributes = (await connection.execute(queries.CATALOG_SETTING, {"key": ATTRIBUTES_KEY})).scalar()
+            state = (await connection.execute(CATALOG_EXPORT_STATE, {"id": self.id})).one()
+            attributes = (await connection.execute(CATALOG_SETTING, {"key": ATTRIBUTES_KEY})).scalar()
         attributes = list(attributes if attributes is not None else self.settings.oms_product_attributes)
         batch_size, mode = state.batch_size, state.send_mode
         read = self._read_commerce if state.source == "commerce" else self._read_catalog
         batch = await read(state.cursor, batch_size, attributes)
         if batch is not None:
-            await self._update(queries.CATALOG_BATCH_STARTED, {})  # counted once, even when resumed
+            await self._update(CATALOG_BATCH_STARTED, {})  # counted once, even when resumed
         done = set(state.batch_acked)  # of a batch a stopped process left half-recorded
         try:
             while batch is not None:
@@ -275,11 +292,11 @@ class _Run:
                 if now - unavailable_since > window:
                     await self.exports._finish(self.id, "failed", f"the OMS was unreachable for {window}: {exc}")
                     return False
-                await self._update(queries.CATALOG_EXPORT_ERROR, {"error": exc.message})
+                await self._update(CATALOG_EXPORT_ERROR, {"error": exc.message})
                 await asyncio.sleep(min(backoff, BACKOFF_MAX_S))
                 backoff *= 2
                 async with self.exports.db.connect() as connection:
-                    state = (await connection.execute(queries.CATALOG_EXPORT_STATE, {"id": self.id})).one()
+                    state = (await connection.execute(CATALOG_EXPORT_STATE, {"id": self.id})).one()
                 done = set(state.batch_acked)
                 continue
             except PeerRejected as exc:  # the batch request itself (single mode records a product's refusal)
@@ -309,7 +326,7 @@ class _Run:
             "skus": [sku for sku, _ in changed],
             "fingerprints": [fp for _, fp in changed],
         }
-        self.recording = asyncio.create_task(self._execute(queries.CATALOG_BATCH_ACKNOWLEDGED, params))
+        self.recording = asyncio.create_task(self._execute(CATALOG_BATCH_ACKNOWLEDGED, params))
 
     async def _alongside_record(self, sending: Coroutine[Any, Any, bool]) -> bool:
         """Run ``sending`` while the previous batch is recorded; stop it if the record fails (the export was
@@ -343,12 +360,12 @@ class _Run:
     async def _read_catalog(self, cursor: str | None, batch_size: int, attributes: list[str]) -> Batch | None:
         """The next batch of the connector's catalog table in SKU order, as the catalog keeps it encoded (or encoded
         by PostgreSQL as it is read; the same text as the Python mapper's); None once the catalog is exhausted."""
-        return await self._read_encoded(queries.CATALOG_BATCH_ENCODED, cursor or "", batch_size, attributes, "")
+        return await self._read_encoded(CATALOG_BATCH_ENCODED, cursor or "", batch_size, attributes, "")
 
     async def _read_shipping_methods(self, after: str, batch_size: int, attributes: list[str]) -> Batch | None:
         """The next batch of the shipping methods' rows in SKU order, encoded as ``_read_catalog`` encodes any row;
         the cursor is SHIPPING_METHODS_CURSOR and the last SKU. None once they are all sent."""
-        statement = queries.SHIPPING_METHOD_BATCH_ENCODED
+        statement = SHIPPING_METHOD_BATCH_ENCODED
         return await self._read_encoded(statement, after, batch_size, attributes, SHIPPING_METHODS_CURSOR)
 
     async def _read_encoded(
@@ -494,7 +511,7 @@ class _Run:
         skus, errors = self.acked, self.errors
         self.acked, self.errors = [], []
         await self._update(
-            queries.CATALOG_EXPORT_PROGRESS,
+            CATALOG_EXPORT_PROGRESS,
             {"skus": skus, "errors": json.dumps(errors), "error_count": len(errors), "max_errors": MAX_ERRORS_KEPT},
         )
 

@@ -18,6 +18,10 @@ from collections.abc import AsyncIterator
 from typing import IO, Any
 
 from app.clock import Clock
+from app.data.catalog import CATALOG_SETTING
+from app.data.catalog_import import LOCK_CATALOG_ROWS, SET_PRODUCTS_EXPORTED, UPSERT_CATALOG_ROWS
+from app.data.journal import SET_JOURNAL_RESULT
+from app.data.outbox import OMS_CHANNEL, NewMessage, insert_messages
 from app.db import Database
 from app.errors import InputRejected, PayloadTooLarge
 from app.mappers.product_to_mcom import PRODUCT_UPDATED, CatalogEntry, fingerprint, product_params
@@ -35,8 +39,6 @@ from app.protocol.jsonrpc import request_envelope
 from app.schemas import CatalogImportAnswer
 from app.services.catalog import ATTRIBUTES_KEY, catalog_entry, method_holds_sku, product_lane
 from app.settings import Settings
-from app.workers import queries
-from app.workers.outbox import OMS_CHANNEL, NewMessage, insert_messages
 
 IMPORT_TOPIC = "commerce.catalog.import"
 MAX_ERRORS_SHOWN = 1000
@@ -72,7 +74,7 @@ class CatalogImport:
         if not header or "sku" not in [column.strip() for column in header]:
             raise InputRejected([{"field": "header", "message": "the first line must name the columns, with sku"}])
         async with self.db.connect() as connection:
-            stored = await connection.execute(queries.CATALOG_SETTING, {"key": ATTRIBUTES_KEY})
+            stored = await connection.execute(CATALOG_SETTING, {"key": ATTRIBUTES_KEY})
             value = stored.scalar_one_or_none()
         attributes = list(value if value is not None else self.settings.oms_product_attributes)
         batch_size = self.settings.oms_catalog_batch_size
@@ -121,7 +123,7 @@ class CatalogImport:
         async with self.db.connect() as connection:
             known = {
                 r.sku: r
-                for r in (await connection.execute(queries.LOCK_CATALOG_ROWS, {"skus": skus})).all()
+                for r in (await connection.execute(LOCK_CATALOG_ROWS, {"skus": skus})).all()
             }  # fmt: skip
             # Each product as the rows so far left it, applied in file order over the catalog's.
             entries: dict[str, CatalogEntry] = {}
@@ -155,7 +157,7 @@ class CatalogImport:
             if not ordered:
                 return 0, 0, errors, skipped
             upserted = await connection.execute(
-                queries.UPSERT_CATALOG_ROWS,
+                UPSERT_CATALOG_ROWS,
                 {
                     "skus": [e.sku for e in ordered],
                     "types": [e.type for e in ordered],
@@ -198,7 +200,7 @@ class CatalogImport:
                 ]
                 ids = await insert_messages(connection, messages, now)
                 await connection.execute(
-                    queries.SET_PRODUCTS_EXPORTED,
+                    SET_PRODUCTS_EXPORTED,
                     {
                         "skus": [entry.sku for entry, _, _, _ in changed],
                         "fingerprints": [digest for _, _, digest, _ in changed],
@@ -232,7 +234,7 @@ class CatalogImport:
             if message_id is not None:
                 summary = {**params, "errors": errors[:MAX_ERRORS_SHOWN], "skipped": skipped[:MAX_ERRORS_SHOWN]}
                 await connection.execute(
-                    queries.SET_JOURNAL_RESULT, {"id": message_id, "result": json.dumps(summary), "now": now}
+                    SET_JOURNAL_RESULT, {"id": message_id, "result": json.dumps(summary), "now": now}
                 )
         return message_id
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.data.outbox import Outbox
 from app.protocol.json_numbers import jsonable
 from app.settings import Settings
-from app.workers.outbox import Outbox
 
 COMMERCE_CHANNEL = "commerce"
 COMMENT = "commerce.order.comment"

@@ -20,6 +20,9 @@ from typing import Any
 import asyncpg
 
 from app.clock import Clock
+from app.data.bus import INSERT_MESSAGES
+from app.data.outbox import OMS_CHANNEL, NewMessage, insert_parameters
+from app.data.sql import positional
 from app.db import Database, is_connection_error
 from app.errors import ConnectorError, MethodNotFound, MethodNotServed, RequestError, StorageUnavailable
 from app.metrics import Metrics
@@ -27,8 +30,6 @@ from app.models import Direction, Status
 from app.protocol.jsonrpc import RpcRequest, parse_request
 from app.protocol.methods import NOT_SERVED, OMS_TO_CONNECTOR, lane_for
 from app.protocol.references import extract_references
-from app.workers.outbox import OMS_CHANNEL, NewMessage, insert_parameters
-from app.workers.queries import INSERT_MESSAGES, positional
 
 log = logging.getLogger(__name__)
 

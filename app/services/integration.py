@@ -15,13 +15,13 @@ from sqlalchemy import select, update
 from app import __version__
 from app.clients.oms import OmsClient
 from app.clock import Clock
+from app.data.bus import NOTIFY_BUS
 from app.db import Database
 from app.errors import ConnectorError, NotConfigured, PeerError
 from app.models import Direction, IntegrationState, Message, Status
 from app.protocol.methods import REGISTER, UNREGISTER
 from app.protocol.references import extract_references
 from app.settings import Settings
-from app.workers import queries
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class IntegrationSwitch:
                 .values(enabled=enabled, changed_at=self.clock.now())
             )
             if enabled:
-                await connection.execute(queries.NOTIFY_BUS)  # held outbound messages may go now
+                await connection.execute(NOTIFY_BUS)  # held outbound messages may go now
         self._cached = (time.monotonic(), enabled)
 
 

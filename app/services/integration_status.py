@@ -4,7 +4,7 @@ The backlog is one row per direction, channel and topic (the JSON-RPC method), w
 lanes are one per order, and a row per lane was one per order (millions in production). Lanes that are *blocked* —
 their head is retrying, so nothing behind it moves — are listed by name, the oldest head first, at most
 BLOCKED_LANES_SHOWN of them; they are looked for among the oldest BLOCKED_LANES_COUNTED retrying messages. Every
-statement is bounded by what is pending or by a limit (app/workers/queries.py), never by the size of the journal.
+statement is bounded by what is pending or by a limit (app/data/monitoring.py), never by the size of the journal.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from pydantic import BaseModel, Field
 
 from app import __version__
 from app.clients.oms import OmsClient
+from app.data.monitoring import BLOCKED_LANES, LAST_MESSAGE, TOPIC_BACKLOG, TOPIC_FAILED
 from app.db import Database
 from app.models import Direction
 from app.services.integration import IntegrationSwitch, Registrar
 from app.settings import Settings
-from app.workers import queries
 
 BLOCKED_LANES_SHOWN = 50
 BLOCKED_LANES_COUNTED = 10_000  # retrying messages examined, oldest first (an OMS outage blocks a lane per order)
@@ -137,13 +137,13 @@ async def integration_status(
     """Everything /integration shows (never a secret)."""
     state = await registrar.state()
     async with db.connect() as connection:
-        pending = (await connection.execute(queries.TOPIC_BACKLOG)).mappings().all()
-        failed = (await connection.execute(queries.TOPIC_FAILED, {"limit": FAILED_COUNTED})).mappings().all()
+        pending = (await connection.execute(TOPIC_BACKLOG)).mappings().all()
+        failed = (await connection.execute(TOPIC_FAILED, {"limit": FAILED_COUNTED})).mappings().all()
         limits = {"limit": BLOCKED_LANES_SHOWN, "count_limit": BLOCKED_LANES_COUNTED, "error_chars": ERROR_CHARS}
-        blocked = (await connection.execute(queries.BLOCKED_LANES, limits)).mappings().all()
+        blocked = (await connection.execute(BLOCKED_LANES, limits)).mappings().all()
         window = {"window": LAST_MESSAGE_WINDOW}
-        last_in = (await connection.execute(queries.LAST_MESSAGE, {"direction": "in", **window})).mappings().first()
-        last_out = (await connection.execute(queries.LAST_MESSAGE, {"direction": "out", **window})).mappings().first()
+        last_in = (await connection.execute(LAST_MESSAGE, {"direction": "in", **window})).mappings().first()
+        last_out = (await connection.execute(LAST_MESSAGE, {"direction": "out", **window})).mappings().first()
     reachable: bool | None = None
     if client is not None and (client.last_success_at or client.last_error):
         reachable = client.last_error is None  # this process has talked to the OMS

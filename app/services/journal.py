@@ -12,13 +12,21 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, select
 
 from app.clock import Clock
+from app.data.bus import NOTIFY_BUS
+from app.data.journal import (
+    DISCARD_MESSAGE,
+    DISCARD_MESSAGES,
+    MESSAGE_FOR_RETRY,
+    NEWEST_MESSAGE_ID,
+    RETRY_MESSAGE,
+    RETRY_MESSAGES,
+)
+from app.data.outbox import OMS_CHANNEL
 from app.db import Database
 from app.errors import InputRejected, NotFound, OperatorActionRefused
 from app.models import Direction, Message, Status
 from app.services.order_gate import retry_status
 from app.services.orders import order_lane
-from app.workers import queries
-from app.workers.outbox import OMS_CHANNEL
 
 MAX_PAGE = 500
 RETRYABLE = frozenset({Status.FAILED.value, Status.DEAD.value, Status.RETRYING.value})
@@ -159,14 +167,14 @@ class Journal:
         if not 0 < message_id <= MAX_ID:
             raise NotFound(f"no message {message_id}")
         async with self.db.connect() as connection:
-            row = (await connection.execute(queries.MESSAGE_FOR_RETRY, {"id": message_id})).first()
+            row = (await connection.execute(MESSAGE_FOR_RETRY, {"id": message_id})).first()
             if row is None:
                 raise NotFound(f"no message {message_id}")
             status, note = Status.QUEUED, None
             if row.status in RETRYABLE or row.status == Status.WAITING.value:
                 status, note = await retry_status(connection, row)
             changed = await connection.execute(
-                queries.RETRY_MESSAGE,
+                RETRY_MESSAGE,
                 {"id": message_id, "now": self.clock.now(), "status": status.value, "last_error": note},
             )
             if changed.first() is None:
@@ -175,7 +183,7 @@ class Journal:
                     f"message {message_id} is {message.status.value}; only failed, dead or retrying messages "
                     "can be retried"
                 )
-            await connection.execute(queries.NOTIFY_BUS)
+            await connection.execute(NOTIFY_BUS)
         return await self.get(message_id)
 
     async def discard(self, message_id: int, reason: str | None) -> Message:
@@ -185,7 +193,7 @@ class Journal:
         note = f"discarded by an operator: {reason}" if reason else None
         async with self.db.connect() as connection:
             changed = await connection.execute(
-                queries.DISCARD_MESSAGE, {"id": message_id, "now": self.clock.now(), "reason": note}
+                DISCARD_MESSAGE, {"id": message_id, "now": self.clock.now(), "reason": note}
             )
             if changed.first() is None:
                 message = await self.get(message_id)
@@ -193,7 +201,7 @@ class Journal:
                     f"message {message_id} is {message.status.value}; only queued, waiting, retrying, failed or dead "
                     "messages can be discarded"
                 )
-            await connection.execute(queries.NOTIFY_BUS)
+            await connection.execute(NOTIFY_BUS)
         return await self.get(message_id)
 
     # --- bulk: every message a filter matches ----------------------------------------------------------------
@@ -222,11 +230,11 @@ class Journal:
             ids = [row.id for row in rows]
             async with self.db.connect() as connection:
                 changed = await connection.execute(
-                    queries.DISCARD_MESSAGES, {"ids": ids, "now": self.clock.now(), "reason": note}
+                    DISCARD_MESSAGES, {"ids": ids, "now": self.clock.now(), "reason": note}
                 )
                 done = {row.id for row in changed}
                 if done:
-                    await connection.execute(queries.NOTIFY_BUS)
+                    await connection.execute(NOTIFY_BUS)
             for message_id in ids:
                 outcomes["discarded" if message_id in done else "changed"].add(message_id)
 
@@ -251,7 +259,7 @@ class Journal:
             )
         conditions = _conditions(filters)
         async with self.db.connect() as connection:
-            upto = int((await connection.execute(queries.NEWEST_MESSAGE_ID)).scalar_one())
+            upto = int((await connection.execute(NEWEST_MESSAGE_ID)).scalar_one())
             if conditions is None:
                 return 0, upto
             matching = (
@@ -326,7 +334,7 @@ class Journal:
                     continue
                 decided.sort()
                 changed = await connection.execute(
-                    queries.RETRY_MESSAGES,
+                    RETRY_MESSAGES,
                     {
                         "ids": [item[0] for item in decided],
                         "statuses": [item[1] for item in decided],
@@ -336,7 +344,7 @@ class Journal:
                 )
                 done = {row.id: row.status for row in changed}
                 if done:
-                    await connection.execute(queries.NOTIFY_BUS)
+                    await connection.execute(NOTIFY_BUS)
             for message_id, _, _ in decided:
                 outcomes[done.get(message_id, "changed")].add(message_id)
 

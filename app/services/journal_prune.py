@@ -6,7 +6,7 @@ What is deleted: messages created before the cutoff (now minus the retention) th
 dead, discarded or rejected — before the cutoff and before what the processing-time report has counted
 (``counted_until``: a message it has not counted yet is kept, so pruning never changes a report). Never deleted:
 pending messages (queued, waiting, processing, retrying) whatever their age, and what an order's state is read from
-(its current create, its cancel call, its return requests; PRUNE_JOURNAL_BATCH in app/workers/queries.py says why).
+(its current create, its cancel call, its return requests; PRUNE_JOURNAL_BATCH in app/data/journal.py says why).
 
 **A pruned message's id is no longer recognised as a duplicate**: an OMS re-delivering a call after its message
 was pruned would have it stored and applied again (natural keys — shipment ids, credit note numbers, the stock
@@ -37,13 +37,20 @@ from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
+from app.data.journal import (
+    JOURNAL_PRUNE_RUN,
+    LAST_DAILY_PRUNE,
+    MARK_DAILY_PRUNE,
+    PRUNE_JOURNAL_BATCH,
+    TRY_PRUNE_LOCK,
+)
+from app.data.outbox import OMS_CHANNEL
+from app.data.sql import positional
 from app.db import Database
 from app.errors import InputRejected
 from app.services.orders import order_lane
 from app.services.reports import counted_until as report_counted_until
 from app.settings import MIN_JOURNAL_RETENTION_DAYS, Settings
-from app.workers import queries
-from app.workers.outbox import OMS_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +147,7 @@ class JournalPrune:
             async with self.db.connect() as connection:
                 row = (
                     await connection.execute(
-                        queries.PRUNE_JOURNAL_BATCH,
+                        PRUNE_JOURNAL_BATCH,
                         {
                             "cutoff": cutoff,
                             "after_at": after_at,
@@ -194,14 +201,14 @@ class JournalPrune:
         lock, held on a connection of its own while the batches run on others: no long transaction)."""
         connection = await self.db.raw_connection()
         try:
-            if not await connection.fetchval(*_positional(queries.TRY_PRUNE_LOCK, key=PRUNE_LOCK_KEY)):
+            if not await connection.fetchval(*_positional(TRY_PRUNE_LOCK, key=PRUNE_LOCK_KEY)):
                 return None  # another replica is pruning
-            last = await connection.fetchval(*_positional(queries.LAST_DAILY_PRUNE))
+            last = await connection.fetchval(*_positional(LAST_DAILY_PRUNE))
             now = self.clock.now()
             if last is not None and (now - last).total_seconds() < DAILY_S:
                 return None
             result = await self.prune(trigger="daily")
-            await connection.execute(*_positional(queries.MARK_DAILY_PRUNE, at=now))
+            await connection.execute(*_positional(MARK_DAILY_PRUNE, at=now))
             return result
         finally:
             await connection.close()  # releases the lock
@@ -226,7 +233,7 @@ class JournalPrune:
         async with self.db.connect() as connection:
             journal_id = (
                 await connection.execute(
-                    queries.JOURNAL_PRUNE_RUN,
+                    JOURNAL_PRUNE_RUN,
                     {
                         "channel": PRUNE_CHANNEL,
                         "topic": PRUNE_TOPIC,
@@ -244,5 +251,5 @@ class JournalPrune:
 
 def _positional(clause: TextClause, **params: Any) -> tuple[Any, ...]:
     """A named statement and its parameters for a plain asyncpg connection."""
-    sql, names = queries.positional(clause)
+    sql, names = positional(clause)
     return (sql, *[params[name] for name in names])

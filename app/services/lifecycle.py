@@ -19,6 +19,27 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.data.lifecycle import (
+    FIND_RETURN,
+    INSERT_REFUND,
+    INSERT_RETURN,
+    INSERT_SHIPMENT,
+    INSERT_STATUS_CHANGE,
+    LOCK_ORDER_LIFECYCLE,
+    MARK_LINES,
+    ORDER_DOCUMENT_TEXT,
+    ORDER_LINES,
+    SET_CANCEL_DELIVERY,
+    SET_LINE_STATUSES,
+    SET_OMS_STATUS,
+    SET_REFUND_DELIVERY,
+    SET_SHIPMENT_DELIVERY,
+    SET_STATUS_CHANGE_DELIVERY,
+    SET_STORE_CREDIT,
+    SET_STORE_CREDIT_DELIVERY,
+    UPDATE_RETURN,
+)
+from app.data.outbox import Outbox
 from app.mappers.lifecycle_to_commerce import (
     ItemQuantity,
     comment_body,
@@ -41,8 +62,6 @@ from app.protocol.order_events import (
 )
 from app.services.commerce_effects import CANCEL, COMMENT, INVOICE, REFUND, SHIP, CommerceEffects
 from app.settings import Settings
-from app.workers import queries
-from app.workers.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +131,7 @@ class Lines:
 
 
 async def lock_order(connection: AsyncConnection, increment_id: str) -> OrderRecord | None:
-    row = (await connection.execute(queries.LOCK_ORDER_LIFECYCLE, {"increment_id": increment_id})).first()
+    row = (await connection.execute(LOCK_ORDER_LIFECYCLE, {"increment_id": increment_id})).first()
     if row is None:
         return None
     return OrderRecord(
@@ -132,7 +151,7 @@ async def lock_order(connection: AsyncConnection, increment_id: str) -> OrderRec
 
 
 async def order_lines(connection: AsyncConnection, order_id: int) -> Lines:
-    rows = (await connection.execute(queries.ORDER_LINES, {"order_id": order_id})).all()
+    rows = (await connection.execute(ORDER_LINES, {"order_id": order_id})).all()
     return Lines(
         [
             Line(
@@ -180,7 +199,7 @@ class Lifecycle:
         changed_lines = self._line_statuses(update, lines)
         if changed_lines:
             await self.connection.execute(
-                queries.SET_LINE_STATUSES,
+                SET_LINE_STATUSES,
                 {
                     "order_id": order.id,
                     "line_ids": [line_id for line_id, _, _ in changed_lines],
@@ -195,7 +214,7 @@ class Lifecycle:
         commerce_status = self.settings.status_map.get(status)
         canceled = commerce_status == CANCELED
         await self.connection.execute(
-            queries.SET_OMS_STATUS,
+            SET_OMS_STATUS,
             {
                 "order_id": order.id,
                 "status": status,
@@ -207,7 +226,7 @@ class Lifecycle:
         )
         change_id = (
             await self.connection.execute(
-                queries.INSERT_STATUS_CHANGE,
+                INSERT_STATUS_CHANGE,
                 {
                     "order_id": order.id,
                     "status": status,
@@ -229,14 +248,10 @@ class Lifecycle:
             key = self.effects.key(number, f"status-{change_id}")
             body = comment_body(oms_status=status, reason=reason, commerce_status=commerce_status, key=key)
             comment_id = await self._deliver(order, COMMENT, key, body)
-            await self.connection.execute(
-                queries.SET_STATUS_CHANGE_DELIVERY, {"id": change_id, "message_id": comment_id}
-            )
+            await self.connection.execute(SET_STATUS_CHANGE_DELIVERY, {"id": change_id, "message_id": comment_id})
             if canceled and order.canceled_at is None:
                 cancel_id = await self._deliver(order, CANCEL, self.effects.key(number, "cancel"), None)
-                await self.connection.execute(
-                    queries.SET_CANCEL_DELIVERY, {"order_id": order.id, "message_id": cancel_id}
-                )
+                await self.connection.execute(SET_CANCEL_DELIVERY, {"order_id": order.id, "message_id": cancel_id})
         return summary
 
     @staticmethod
@@ -303,7 +318,7 @@ class Lifecycle:
         ]
         shipment_id = (
             await self.connection.execute(
-                queries.INSERT_SHIPMENT,
+                INSERT_SHIPMENT,
                 {
                     "order_id": order.id,
                     "shipment_key": key,
@@ -350,7 +365,7 @@ class Lifecycle:
                 ),
             )
             await self.connection.execute(
-                queries.SET_SHIPMENT_DELIVERY,
+                SET_SHIPMENT_DELIVERY,
                 {"id": shipment_id, "invoice_message_id": invoice_id, "message_id": ship_id},
             )
         return summary
@@ -392,9 +407,7 @@ class Lifecycle:
         }
         numbers = sorted(entry["line_number"] for entry in returned)
         candidates = (
-            await self.connection.execute(
-                queries.FIND_RETURN, {"order_id": order.id, "rma": rma, "match_pending": True}
-            )
+            await self.connection.execute(FIND_RETURN, {"order_id": order.id, "rma": rma, "match_pending": True})
         ).all()
         # The RMA id first reaches us here: a return the store asked for is found by its line numbers (§6, row 21).
         existing = next((row for row in candidates if row.rma == rma), None) or next(
@@ -405,7 +418,7 @@ class Lifecycle:
         if existing is None:
             return_id = (
                 await self.connection.execute(
-                    queries.INSERT_RETURN,
+                    INSERT_RETURN,
                     {
                         "order_id": order.id,
                         "rma": rma,
@@ -426,7 +439,7 @@ class Lifecycle:
             return_id = existing.id
             same = existing.rma == rma and existing.status == status
             await self.connection.execute(
-                queries.UPDATE_RETURN,
+                UPDATE_RETURN,
                 {
                     "id": existing.id,
                     "rma": rma,
@@ -496,7 +509,7 @@ class Lifecycle:
             }
         refund_id = (
             await self.connection.execute(
-                queries.INSERT_REFUND,
+                INSERT_REFUND,
                 {
                     "order_id": order.id,
                     "number": note_number,
@@ -544,7 +557,7 @@ class Lifecycle:
                     notify=self.settings.adobe_commerce_notify_customer,
                 ),
             )
-            await self.connection.execute(queries.SET_REFUND_DELIVERY, {"id": refund_id, "message_id": memo_id})
+            await self.connection.execute(SET_REFUND_DELIVERY, {"id": refund_id, "message_id": memo_id})
         if not appeasement and order.store_credit_note is None:
             outcome = await self._store_credit(order, refund_id)
             if outcome is not None:
@@ -557,7 +570,7 @@ class Lifecycle:
         lines = await order_lines(self.connection, order.id)
         if any(line.refund_id is None for line in lines.all if not line.is_shipping):
             return None
-        text = (await self.connection.execute(queries.ORDER_DOCUMENT_TEXT, {"order_id": order.id})).scalar_one()
+        text = (await self.connection.execute(ORDER_DOCUMENT_TEXT, {"order_id": order.id})).scalar_one()
         document = parse_order_body(text).order
         gift_cards = document.gift_card_total
         if gift_cards <= 0:
@@ -572,16 +585,14 @@ class Lifecycle:
             note = f"store credit {gift_cards} issued: the gift-card part of an entirely refunded order"
             amount = gift_cards
         await self.connection.execute(
-            queries.SET_STORE_CREDIT, {"order_id": order.id, "amount": amount, "note": note, "now": self.now}
+            SET_STORE_CREDIT, {"order_id": order.id, "amount": amount, "note": note, "now": self.now}
         )
         if amount is not None and self.effects.delivers_to(order.entity_id):
             key = self.effects.key(order.increment_id, f"store-credit-{refund_id}")
             credit_id = await self._deliver(
                 order, COMMENT, key, note_body(f"Store credit of {amount} issued for the gift-card part (OMS)", key)
             )
-            await self.connection.execute(
-                queries.SET_STORE_CREDIT_DELIVERY, {"order_id": order.id, "message_id": credit_id}
-            )
+            await self.connection.execute(SET_STORE_CREDIT_DELIVERY, {"order_id": order.id, "message_id": credit_id})
         return note
 
     async def _deliver(self, order: OrderRecord, topic: str, key: str, body: dict[str, Any] | None) -> int | None:
@@ -614,7 +625,7 @@ class Lifecycle:
         if not ids:
             return
         await self.connection.execute(
-            queries.MARK_LINES,
+            MARK_LINES,
             {
                 "order_id": order_id,
                 "line_ids": ids,

@@ -14,6 +14,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
+from app.data.lifecycle import (
+    ABANDONED_RETURNS,
+    CANCEL_MESSAGE_OF_ORDER,
+    INSERT_RETURN,
+    ORDER_LIFECYCLE,
+    REQUEST_CANCEL,
+    SET_RETURN_REQUEST,
+)
+from app.data.outbox import Outbox
 from app.db import Database
 from app.errors import LifecycleConflict, NotFound, OrderRejected
 from app.models import Status
@@ -33,8 +42,6 @@ from app.schemas import (
 from app.services.lifecycle import Line, OrderRecord, lock_order, order_lines
 from app.services.order_gate import enqueue_order_call
 from app.settings import Settings
-from app.workers import queries
-from app.workers.outbox import Outbox
 
 RETURN_REQUESTED = "AUTHORIZE_REQUESTED"  # our status for a return the OMS has not answered yet
 
@@ -89,7 +96,7 @@ class OrderActions:
                 now=now,
             )
             if call.message_id is None:  # asked before: the same request, not a second one
-                existing = (await connection.execute(queries.CANCEL_MESSAGE_OF_ORDER, {"order_id": order.id})).one()
+                existing = (await connection.execute(CANCEL_MESSAGE_OF_ORDER, {"order_id": order.id})).one()
                 waiting = existing.status == Status.WAITING.value
                 return answer(
                     "already_requested",
@@ -98,7 +105,7 @@ class OrderActions:
                     call.gate.reason() if waiting else None,
                 )
             await connection.execute(
-                queries.REQUEST_CANCEL,
+                REQUEST_CANCEL,
                 {"order_id": order.id, "reason": reason or None, "message_id": call.message_id, "now": now},
             )
             return answer("requested", call.message_id, delivery_state(call.gate.status.value), call.note)
@@ -109,9 +116,7 @@ class OrderActions:
         async with self.db.connect() as connection:
             order = await self._exported_order(connection, increment_id, "take a return")
             lines = await order_lines(connection, order.id)
-            abandoned = set(
-                (await connection.execute(queries.ABANDONED_RETURNS, {"order_id": order.id})).scalars().all()
-            )
+            abandoned = set((await connection.execute(ABANDONED_RETURNS, {"order_id": order.id})).scalars().all())
             picked = _pick_returnable(lines.all, request, abandoned)
             wire_lines = [
                 {
@@ -137,7 +142,7 @@ class OrderActions:
             }
             return_id = (
                 await connection.execute(
-                    queries.INSERT_RETURN,
+                    INSERT_RETURN,
                     {
                         "order_id": order.id,
                         "rma": None,
@@ -170,7 +175,7 @@ class OrderActions:
             message_id = call.message_id
             assert message_id is not None  # the key holds a new row id
             await connection.execute(
-                queries.SET_RETURN_REQUEST, {"id": return_id, "message_id": message_id, "order_id": order.id,
+                SET_RETURN_REQUEST, {"id": return_id, "message_id": message_id, "order_id": order.id,
                                              "line_ids": [line.line_id for line, _ in picked]},
             )  # fmt: skip
         return ReturnAnswer(
@@ -184,7 +189,7 @@ class OrderActions:
     # --- GET /orders/{id} --------------------------------------------------------------------------------------
     async def lifecycle(self, increment_id: str) -> OrderLifecycle | None:
         async with self.db.connect() as connection:
-            row = (await connection.execute(queries.ORDER_LIFECYCLE, {"increment_id": increment_id})).first()
+            row = (await connection.execute(ORDER_LIFECYCLE, {"increment_id": increment_id})).first()
         return None if row is None else lifecycle_view(row)
 
 

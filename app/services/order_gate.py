@@ -32,11 +32,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.data.bus import NOTIFY_BUS, RELEASE_WAITING_LANE
+from app.data.orders import DISCARD_PENDING_CREATES, ORDER_GATE
+from app.data.outbox import OMS_CHANNEL, Outbox
 from app.errors import OperatorActionRefused
 from app.models import Direction, Status
 from app.services.orders import CREATE_ORDER, order_lane
-from app.workers import queries
-from app.workers.outbox import OMS_CHANNEL, Outbox
 
 GATE_TOPICS = frozenset({CREATE_ORDER})  # for the bus: their success releases their lane's waiting calls
 _LANE_PREFIX = order_lane("")
@@ -107,7 +108,7 @@ class OrderCall:
 
 async def order_gate(connection: AsyncConnection, increment_id: str) -> OrderGate | None:
     """The gate of a posted order (None if it was never posted); locks the order row."""
-    row = (await connection.execute(queries.ORDER_GATE, {"increment_id": increment_id})).first()
+    row = (await connection.execute(ORDER_GATE, {"increment_id": increment_id})).first()
     if row is None:
         return None
     return OrderGate(
@@ -158,7 +159,7 @@ async def acknowledged_order_calls(
     create is left to be sent again under its own id."""
     superseded = (
         await connection.execute(
-            queries.DISCARD_PENDING_CREATES,
+            DISCARD_PENDING_CREATES,
             {
                 "lane": order_lane(increment_id),
                 "increment_id": increment_id,
@@ -174,10 +175,10 @@ async def acknowledged_order_calls(
 async def release_order_calls(connection: AsyncConnection, increment_id: str, now: datetime) -> int:
     """The OMS has the order (it acknowledged it): its waiting calls join the lane. Returns how many."""
     released = (
-        await connection.execute(queries.RELEASE_WAITING_LANE, {"lane": order_lane(increment_id), "now": now})
+        await connection.execute(RELEASE_WAITING_LANE, {"lane": order_lane(increment_id), "now": now})
     ).scalar_one()
     if released:
-        await connection.execute(queries.NOTIFY_BUS)
+        await connection.execute(NOTIFY_BUS)
     return int(released)
 
 

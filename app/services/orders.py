@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -20,6 +20,21 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
+from app.data.bus import LEASE_FOR_INLINE_SEND
+from app.data.orders import (
+    BUNDLE_RULES,
+    COUNT_EXPORT_MESSAGES,
+    INSERT_ORDER,
+    LOCK_ORDER,
+    ORDER_VIEW,
+    ORDERS_TO_SYNC,
+    RARE_EXPORTS,
+    SET_ORDER_EXPORT,
+    UPDATE_ORDER,
+    order_page,
+)
+from app.data.outbox import OMS_CHANNEL, OutboundMessage, Outbox
+from app.data.sql import positional
 from app.db import Database
 from app.errors import ConnectorError, NotFound, OrderRejected, PeerError, PluginFailed
 from app.mappers.order_to_mcom import (
@@ -45,9 +60,6 @@ from app.schemas import (
     SourcingRuleView,
 )
 from app.settings import Settings
-from app.workers import queries
-from app.workers.bus import Bus, OutboundMessage
-from app.workers.outbox import OMS_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +67,7 @@ CREATE_ORDER = "magento.sales.order_management.create"
 MAX_PAGE = 500
 SYNC_BATCH = 500  # orders queued again per transaction by `orders sync`
 MAX_SYNC_LISTED = 1000  # orders (and skipped ones) named in the answer of a sync; `queued` counts them all
-BUNDLE_RULES_SQL, _ = queries.positional(queries.BUNDLE_RULES)
+BUNDLE_RULES_SQL, _ = positional(BUNDLE_RULES)
 
 
 def order_lane(increment_id: str) -> str:
@@ -65,8 +77,8 @@ def order_lane(increment_id: str) -> str:
     return f"order/{increment_id}"
 
 
-# The statuses of an order's export message behind each export status (queries.ORDER_EXPORT_STATUS says the same as
-# one expression; a filter needs them as values its index can find).
+# The statuses of an order's export message behind each export status (app/data/orders.py ORDER_EXPORT_STATUS says
+# the same as one expression; a filter needs them as values its index can find).
 EXPORT_MESSAGE_STATUSES: dict[ExportStatus, frozenset[str]] = {
     ExportStatus.QUEUED: frozenset({Status.QUEUED.value, Status.PROCESSING.value, Status.RETRYING.value}),
     ExportStatus.SENT: frozenset({Status.SUCCEEDED.value}),
@@ -77,6 +89,22 @@ EXPORT_MESSAGE_STATUSES: dict[ExportStatus, frozenset[str]] = {
         if status not in {Status.QUEUED, Status.PROCESSING, Status.RETRYING, Status.SUCCEEDED, Status.DEAD}
     ),
 }
+
+
+class InlineSender(Protocol):
+    """What a sync export needs of the bus (app/workers/bus.py ``Bus``, given by app/runtime.py; this service imports
+    no worker): its outbox, whether it can send now, and one leased message delivered and recorded as a worker would."""
+
+    outbox: Outbox
+    lease_s: float  # how long an inline send's lease lasts
+
+    def can_send(self, channel: str) -> bool: ...
+
+    async def enabled(self) -> bool: ...
+
+    def leased_message(self, row: Any, lease_until: datetime) -> OutboundMessage: ...
+
+    async def send_inline(self, message: OutboundMessage) -> Any | PeerError: ...
 
 
 @dataclass(frozen=True)
@@ -95,7 +123,7 @@ class OrderService:
         db: Database,
         clock: Clock,
         settings: Settings,
-        bus: Bus,
+        bus: InlineSender,
         plugins: list[tuple[str, LineAttributePlugin]] | None = None,
     ) -> None:
         self.db = db
@@ -196,13 +224,13 @@ class OrderService:
             "path": path,
             "now": now,
         }
-        inserted = (await connection.execute(queries.INSERT_ORDER, values)).first()
+        inserted = (await connection.execute(INSERT_ORDER, values)).first()
         if inserted is not None:
             return StoredOrder(id=inserted.id, status=order.status, export_message_id=None, exports=0)
-        row = (await connection.execute(queries.LOCK_ORDER, {"increment_id": order.increment_id})).one()
+        row = (await connection.execute(LOCK_ORDER, {"increment_id": order.increment_id})).one()
         stale = updated_at is not None and row.commerce_updated_at is not None and updated_at < row.commerce_updated_at
         if not stale:  # a late event (Adobe I/O delivers at least once, in any order) leaves the newer state
-            await connection.execute(queries.UPDATE_ORDER, {**values, "id": row.id})
+            await connection.execute(UPDATE_ORDER, {**values, "id": row.id})
         status = row.commerce_status if stale else order.status
         return StoredOrder(id=row.id, status=status, export_message_id=row.export_message_id, exports=row.exports)
 
@@ -260,7 +288,7 @@ class OrderService:
         if message_id is None:  # only if the message table and the order disagree: refuse rather than send twice
             raise RuntimeError(f"export message {external_id} exists already")
         await connection.execute(
-            queries.SET_ORDER_EXPORT,
+            SET_ORDER_EXPORT,
             {"id": row_id, "message_id": message_id, "now": now},
         )
         return message_id
@@ -268,9 +296,7 @@ class OrderService:
     async def _lease(self, connection: AsyncConnection, message_id: int, now: datetime) -> OutboundMessage:
         lease_until = now + timedelta(seconds=self.bus.lease_s)
         row = (
-            await connection.execute(
-                queries.LEASE_FOR_INLINE_SEND, {"id": message_id, "now": now, "lease_until": lease_until}
-            )
+            await connection.execute(LEASE_FOR_INLINE_SEND, {"id": message_id, "now": now, "lease_until": lease_until})
         ).one()
         return self.bus.leased_message(row, lease_until)
 
@@ -295,7 +321,7 @@ class OrderService:
     # --- reads -----------------------------------------------------------------------------------------------
     async def get(self, increment_id: str, *, with_documents: bool = True) -> OrderView:
         async with self.db.connect() as connection:
-            row = (await connection.execute(queries.ORDER_VIEW, {"increment_id": increment_id})).first()
+            row = (await connection.execute(ORDER_VIEW, {"increment_id": increment_id})).first()
         if row is None:
             raise NotFound(f"no order {increment_id} was posted to the connector")
         summary = self._summary(row)
@@ -333,10 +359,10 @@ class OrderService:
             filters["after"] = position or 0
         async with self.db.connect() as connection:
             if kind == "sent" and export_status is not ExportStatus.SENT:  # rare statuses: from their messages
-                bound = {"message_statuses": filters["message_statuses"], "bound": queries.RARE_EXPORTS}
-                if (await connection.execute(queries.COUNT_EXPORT_MESSAGES, bound)).scalar_one() < queries.RARE_EXPORTS:
+                bound = {"message_statuses": filters["message_statuses"], "bound": RARE_EXPORTS}
+                if (await connection.execute(COUNT_EXPORT_MESSAGES, bound)).scalar_one() < RARE_EXPORTS:
                     kind = "rare"
-            statement = queries.order_page(kind, newest_first=newest_first)
+            statement = order_page(kind, newest_first=newest_first)
             rows = (await connection.execute(statement, filters)).all()
         more = len(rows) > limit
         rows = rows[:limit]
@@ -387,7 +413,7 @@ class OrderService:
             async with self.db.connect() as connection:
                 rows = (
                     await connection.execute(
-                        queries.ORDERS_TO_SYNC,
+                        ORDERS_TO_SYNC,
                         {"statuses": self.settings.oms_export_statuses, "after": after, "limit": batch},
                     )
                 ).all()

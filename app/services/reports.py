@@ -27,12 +27,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
+from app.data.reports import HOUR, MINUTE, PROCESSING_REPORT, ROLLED_UP_UNTIL, STATS_STATE, floor_time
 from app.db import Database
 from app.errors import InputRejected
 from app.models import Direction
 from app.services import histogram
-from app.workers import queries
-from app.workers.stats import HOUR, MINUTE, floor_time
 
 BucketSize = Literal["minute", "hour", "day"]
 BUCKETS: dict[str, timedelta] = {"minute": MINUTE, "hour": HOUR, "day": timedelta(days=1)}
@@ -297,11 +296,11 @@ class ProcessingReports:
 
     async def _fetch(self, query: ReportQuery) -> tuple[Any, Sequence[Any]]:
         async with self.db.connect() as connection:
-            state = (await connection.execute(queries.STATS_STATE)).one()
+            state = (await connection.execute(STATS_STATE)).one()
             ranges = _ranges(query, state.rolled_up_until, state.hours_until)
             rows = (
                 await connection.execute(
-                    queries.PROCESSING_REPORT,
+                    PROCESSING_REPORT,
                     {
                         **ranges,
                         "unit": query.bucket,
@@ -333,8 +332,8 @@ async def counted_until(connection: AsyncConnection) -> datetime | None:
     """The contract with journal pruning: every message finished before this time is counted in the report for good
     (the rollup never recomputes those minutes), so deleting it changes no report. Prune deletes only finished
     messages with ``finished_at < counted_until``; None (nothing counted yet): no finished message may be deleted.
-    Read in the caller's transaction (app/workers/queries.py ROLLED_UP_UNTIL)."""
-    return (await connection.execute(queries.ROLLED_UP_UNTIL)).scalar()
+    Read in the caller's transaction (app/data/reports.py ROLLED_UP_UNTIL)."""
+    return (await connection.execute(ROLLED_UP_UNTIL)).scalar()
 
 
 def _ranges(query: ReportQuery, rolled_up_until: datetime | None, hours_until: datetime | None) -> dict[str, datetime]:

@@ -18,6 +18,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
+from app.data.outbox import OMS_CHANNEL, NewMessage, insert_messages
+from app.data.stock import STOCK_RESET_SKUS
 from app.db import Database
 from app.errors import NotFound, OperatorActionRefused
 from app.models import Direction, Stock, StockAggregate
@@ -35,8 +37,6 @@ from app.schemas import (
     WebsiteStockPage,
 )
 from app.settings import Settings
-from app.workers import queries
-from app.workers.outbox import OMS_CHANNEL, NewMessage, insert_messages
 
 MAX_BULK_SKUS = 500  # GET /stock?skus=…
 MAX_PAGE = 1000  # GET /stock listing
@@ -240,7 +240,7 @@ class StockService:
             aggregates = sorted(set(configured) | set(self.settings.oms_aggregate_websites) | set(with_stock))
             after, skus, messages = "", 0, 0
             while aggregates:
-                known = await connection.execute(queries.STOCK_RESET_SKUS, {"after": after, "limit": RESET_PAGE_SKUS})
+                known = await connection.execute(STOCK_RESET_SKUS, {"after": after, "limit": RESET_PAGE_SKUS})
                 page = list(known.scalars())
                 if not page:
                     break

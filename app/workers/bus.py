@@ -30,21 +30,31 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import pydantic
 
 from app.clock import Clock
+from app.data.bus import (
+    CLAIM_INBOUND,
+    CLAIM_INBOUND_OLDEST,
+    CLAIM_OUTBOUND,
+    FINISH_INBOUND,
+    FINISH_OUTBOUND,
+    INBOUND_CLAIM_WINDOW,
+    LARGE_PAYLOAD_BYTES,
+    NOTIFY_BUS,
+    RELEASE_WAITING,
+    RETRY_INBOUND,
+)
+from app.data.outbox import OutboundMessage, Outbox
 from app.db import Database
 from app.errors import PeerError, PeerRejected, PeerUnavailable, PermanentHandlerError
 from app.logs import log_context, message_fields
 from app.metrics import Metrics
 from app.models import Direction, Status
 from app.settings import Settings
-from app.workers import queries
-from app.workers.outbox import Outbox
 from app.workers.registry import HandlerContext, HandlerRegistry, InboundMessage
 from app.workers.retry import Outcome, RetryPolicy
 
@@ -54,20 +64,6 @@ INBOUND_MAX_DELAY_S = 300.0  # a blocked inbound lane is retried at least every 
 OUTBOUND_MAX_DELAY_S = 900.0
 MIN_LEASE_S = 60.0
 MAX_ERROR_CHARS = 2000
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    id: int
-    topic: str
-    external_id: str
-    lane: str
-    channel: str
-    payload: dict[str, Any]
-    attempts: int  # including the current one
-    first_attempt_at: datetime
-    lease_until: datetime
-    created_at: datetime | None = None  # its arrival in the outbox (the end-to-end duration in app/metrics.py)
 
 
 class Sender(Protocol):
@@ -118,12 +114,12 @@ class Bus:
                     "now": self.clock.now(),
                     "topics": topics,
                     "topics_leaving_large_payloads": self.registry.topics_leaving_large_payloads,
-                    "large_payload_bytes": queries.LARGE_PAYLOAD_BYTES,
-                    "window": queries.INBOUND_CLAIM_WINDOW,
+                    "large_payload_bytes": LARGE_PAYLOAD_BYTES,
+                    "window": INBOUND_CLAIM_WINDOW,
                 }
-                row = (await connection.execute(queries.CLAIM_INBOUND_OLDEST, claim)).first()
+                row = (await connection.execute(CLAIM_INBOUND_OLDEST, claim)).first()
                 if row is None:  # nothing claimable among the oldest: look at every lane's head
-                    row = (await connection.execute(queries.CLAIM_INBOUND, claim)).first()
+                    row = (await connection.execute(CLAIM_INBOUND, claim)).first()
                 if row is None:
                     return False
                 message = InboundMessage(
@@ -188,7 +184,7 @@ class Bus:
                 attempts=message.attempts + 1, now=self.clock.now(), first_attempt_at=None
             )
             await connection.execute(
-                queries.RETRY_INBOUND,
+                RETRY_INBOUND,
                 {
                     "id": message.id,
                     "last_error": _describe(exc),
@@ -215,7 +211,7 @@ class Bus:
         summary: dict[str, Any] | None = None,
     ) -> None:
         await connection.execute(
-            queries.FINISH_INBOUND,
+            FINISH_INBOUND,
             {
                 "id": message.id,
                 "status": status.value,
@@ -288,7 +284,7 @@ class Bus:
         async with self.db.connect() as connection:
             rows = (
                 await connection.execute(
-                    queries.CLAIM_OUTBOUND,
+                    CLAIM_OUTBOUND,
                     {
                         "channel": channel,
                         "now": now,
@@ -310,11 +306,11 @@ class Bus:
             if message.topic in self.gate_topics and record["status"] == Status.SUCCEEDED.value
         ]
         async with self.db.connect() as connection:
-            await connection.execute(queries.FINISH_OUTBOUND, params)
+            await connection.execute(FINISH_OUTBOUND, params)
             if gates:  # after the record, in its transaction (RELEASE_WAITING says why a statement of its own)
-                released = (await connection.execute(queries.RELEASE_WAITING, {"ids": gates, "now": now})).scalar_one()
+                released = (await connection.execute(RELEASE_WAITING, {"ids": gates, "now": now})).scalar_one()
                 if released:
-                    await connection.execute(queries.NOTIFY_BUS)
+                    await connection.execute(NOTIFY_BUS)
         _log_outbound_outcomes(messages, params)
         for message, record in zip(messages, params, strict=True):
             self.metrics.message_attempted(

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.clients.commerce import CommerceClient
+from app.data.outbox import OutboundMessage
 from app.errors import PeerError, PeerRejected
 from app.mappers.lifecycle_to_commerce import marker
 from app.services.commerce_effects import CANCEL, COMMENT, INVOICE, REFUND, SHIP, SOURCE_ITEMS
-from app.workers.bus import OutboundMessage
 
 DOCUMENTS = {INVOICE: "invoices", SHIP: "shipments", REFUND: "creditmemos"}
 ROUTES = {INVOICE: "/order/{}/invoice", SHIP: "/order/{}/ship", REFUND: "/order/{}/refund"}

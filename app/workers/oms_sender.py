@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.clients.oms import OmsClient, RpcCall
+from app.data.outbox import OutboundMessage
 from app.errors import PeerError
-from app.workers.bus import OutboundMessage
 
 
 class OmsSender:

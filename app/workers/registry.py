@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.data.outbox import Outbox
 from app.settings import ConfigurationError, Settings
-from app.workers.outbox import Outbox
 
 
 @dataclass(frozen=True)

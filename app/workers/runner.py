@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from app.data.bus import BUS_CHANNEL
 from app.db import Database, is_connection_error
 from app.errors import StorageUnavailable
-from app.workers import queries
 from app.workers.bus import Bus
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class WorkerPool:
                 connection = await self.db.raw_connection()
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await connection.add_listener(queries.BUS_CHANNEL, lambda *_args: self.wakeups.notify())
+                await connection.add_listener(BUS_CHANNEL, lambda *_args: self.wakeups.notify())
                 self.wakeups.notify_all()  # anything stored while we were not listening
                 while not lost.is_set() and not self._stopping.is_set():
                     with contextlib.suppress(TimeoutError):

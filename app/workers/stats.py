@@ -3,7 +3,7 @@
 Nothing is counted on the hot path: a handler or a sender only writes its message's ``finished_at`` and
 ``duration_ms`` as before. Every ROLLUP_INTERVAL_S a background task of each process with workers (one at a time:
 a transaction-level advisory lock) recomputes, from the journal, the minutes from its watermark minus SAFETY_WINDOW
-up to the last whole minute, and replaces their rows of ``message_stat_minute`` (app/workers/queries.py
+up to the last whole minute, and replaces their rows of ``message_stat_minute`` (app/data/reports.py
 ROLL_UP_MINUTES): a step run twice gives the same rows, and a message whose finish commits up to SAFETY_WINDOW after
 its ``finished_at`` (a slow commit, a replica's clock a little behind) is still counted. Minutes older than that
 are final: they are never recomputed, so the journal may prune their messages (``counted_until``, the contract with
@@ -21,15 +21,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
+from app.data.reports import (
+    CLEAR_STAT_HOURS,
+    CLEAR_STAT_MINUTES,
+    DELETE_OLD_STATS,
+    FIRST_FINISHED_AT,
+    HOUR,
+    MINUTE,
+    ROLL_UP_HOURS,
+    ROLL_UP_MINUTES,
+    SET_STATS_STATE,
+    STATS_STATE,
+    TRY_STATS_ROLLUP_LOCK,
+    floor_time,
+)
 from app.db import Database
 from app.services.histogram import BUCKET_BOUNDS
 from app.settings import Settings
-from app.workers import queries
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +53,6 @@ SAFETY_WINDOW = timedelta(minutes=2)  # recomputed again at each run: a finish c
 PASSES_PER_MESSAGE = round(SAFETY_WINDOW.total_seconds() / ROLLUP_INTERVAL_S) + 1
 STEP = timedelta(hours=1)  # the most of the journal one transaction rolls up past its next finish (catching up)
 ROLLUP_LOCK_KEY = 0x6F6D735F73746174  # pg_try_advisory_xact_lock key of the rollup ("oms_stat")
-MINUTE = timedelta(minutes=1)
-HOUR = timedelta(hours=1)
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def floor_time(moment: datetime, unit: timedelta) -> datetime:
-    """The start (UTC) of the minute, hour or day holding ``moment``."""
-    return moment - (moment - _EPOCH) % unit
 
 
 @dataclass(frozen=True)
@@ -87,10 +92,10 @@ class StatsRollup:
         now_minute = floor_time(now, MINUTE)
         not_before = floor_time(now - self.retention, MINUTE)
         async with self.db.connect() as connection:
-            locked = await connection.execute(queries.TRY_STATS_ROLLUP_LOCK, {"key": ROLLUP_LOCK_KEY})
+            locked = await connection.execute(TRY_STATS_ROLLUP_LOCK, {"key": ROLLUP_LOCK_KEY})
             if not locked.scalar_one():
                 return None  # another process is rolling up
-            state = (await connection.execute(queries.STATS_STATE)).one()
+            state = (await connection.execute(STATS_STATE)).one()
             rolled = state.rolled_up_until
             if rolled is not None and rolled >= now_minute:
                 return None  # the minute under way is read live until it is over
@@ -98,7 +103,7 @@ class StatsRollup:
             # commits). No message finished between `start` and the next finish time: a gap is crossed in one step.
             start = max(rolled or not_before, not_before)
             minutes_from = start if rolled is None else max(rolled - SAFETY_WINDOW, not_before)
-            following = (await connection.execute(queries.FIRST_FINISHED_AT, {"not_before": start})).scalar()
+            following = (await connection.execute(FIRST_FINISHED_AT, {"not_before": start})).scalar()
             resume = max(start, floor_time(following, MINUTE)) if following is not None else now_minute
             minutes_to = min(now_minute, resume + STEP)
             await self.recompute_minutes(connection, minutes_from, minutes_to)
@@ -109,11 +114,11 @@ class StatsRollup:
             hours_until = max(floor_time(counted_until, HOUR), hours_from)
             if hours_until > hours_from:
                 hours = {"from_ts": hours_from, "to_ts": hours_until}
-                await connection.execute(queries.CLEAR_STAT_HOURS, hours)
-                await connection.execute(queries.ROLL_UP_HOURS, hours)
-            await connection.execute(queries.DELETE_OLD_STATS, {"before": not_before})
+                await connection.execute(CLEAR_STAT_HOURS, hours)
+                await connection.execute(ROLL_UP_HOURS, hours)
+            await connection.execute(DELETE_OLD_STATS, {"before": not_before})
             await connection.execute(
-                queries.SET_STATS_STATE,
+                SET_STATS_STATE,
                 {
                     "rolled_up_until": minutes_to,
                     "counted_until": counted_until,
@@ -129,9 +134,9 @@ class StatsRollup:
         caller's transaction; the watermarks are the caller's business)."""
         if minutes_to > minutes_from:
             span = {"from_ts": minutes_from, "to_ts": minutes_to}
-            await connection.execute(queries.CLEAR_STAT_MINUTES, span)
+            await connection.execute(CLEAR_STAT_MINUTES, span)
             await connection.execute(
-                queries.ROLL_UP_MINUTES,
+                ROLL_UP_MINUTES,
                 {**span, "bounds": list(BUCKET_BOUNDS), "direction": None, "channel": None, "topics": None},
             )
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
+from app.data.bus import LARGE_PAYLOAD_BYTES
 from app.db import DatabaseUrl
-from app.workers.queries import LARGE_PAYLOAD_BYTES
 from tests.support.processes import Processes, new_call, wait_until
 from tests.support.signing import COMMERCE_TOKEN
 

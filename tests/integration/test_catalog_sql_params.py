@@ -1,9 +1,9 @@
 """The full export's params encoded by PostgreSQL are, byte for byte, what the Python mapper gives
 (encode(product_params(...))), fingerprints included, both as the catalog trigger keeps them (migration 0008) and as
-queries.CATALOG_BATCH_ENCODED encodes them when the settings changed since: product events (Python) and full exports
-(SQL) must agree on what the OMS has, or every product would be exported again after a full export. Localized names
-(CSV store-view rows) included: their order (code point order of the locale, whatever the database's collation) and
-the default locale's left out."""
+CATALOG_BATCH_ENCODED (app/data/catalog_export.py) encodes them when the settings changed since: product events
+(Python) and full exports (SQL) must agree on what the OMS has, or every product would be exported again after a
+full export. Localized names (CSV store-view rows) included: their order (code point order of the locale, whatever
+the database's collation) and the default locale's left out."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.data.catalog_export import CATALOG_BATCH_ENCODED
 from app.mappers.product_to_mcom import CatalogEntry, encode, fingerprint, product_params
 from app.protocol.jsonrpc import encoded_request
 from app.runtime import Runtime
-from app.workers import queries
 
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
 CODES = ["color", "brand", "size"]
@@ -48,7 +48,7 @@ async def read_batch(runtime: Runtime, attributes: list[str], locale: str) -> An
     async with runtime.db.connect() as connection:
         return (
             await connection.execute(
-                queries.CATALOG_BATCH_ENCODED,
+                CATALOG_BATCH_ENCODED,
                 {
                     "after": "",
                     "limit": 10,

@@ -15,8 +15,10 @@ import pytest
 import respx
 
 from app.clock import FrozenClock
+from app.data.bus import RELEASE_WAITING
+from app.data.orders import ORDER_GATE
+from app.data.sql import positional
 from app.runtime import Runtime
-from app.workers import queries
 from app.workers.registry import HandlerRegistry, build_registry
 from tests.conftest import make_settings
 from tests.support.oms_events import CREATED, RETURN_AUTHORIZE, SHIPMENT_DONE, shipment_done
@@ -289,7 +291,7 @@ async def test_a_cancel_decided_while_the_creates_success_is_being_recorded_wait
 ) -> None:
     create = await post_order(client)
     [leased] = await runtime.bus.claim_outbound("oms", limit=1)
-    release_sql, names = queries.positional(queries.RELEASE_WAITING)
+    release_sql, names = positional(RELEASE_WAITING)
     release_args = {"ids": [create], "now": runtime.clock.now()}
     recording_transaction = raw.transaction()
     await recording_transaction.start()
@@ -311,7 +313,7 @@ async def test_a_creates_success_recorded_while_a_cancel_is_being_held_releases_
 ) -> None:
     await post_order(client)
     [leased] = await runtime.bus.claim_outbound("oms", limit=1)
-    gate_sql, _ = queries.positional(queries.ORDER_GATE)
+    gate_sql, _ = positional(ORDER_GATE)
     holding = raw.transaction()
     await holding.start()
     # What a cancel request does under the order's lock: read the gate (the create is in flight), hold the call.

@@ -1,5 +1,5 @@
 """The order list's export-status filter (GET /orders, the console's grid) finds exactly the orders whose export
-status (the one shown per order) is the one asked for, whichever index answers it (queries.order_page)."""
+status (the one shown per order) is the one asked for, whichever index answers it (app/data/orders.py order_page)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 from app.models import Status
 from app.runtime import Runtime
 from app.schemas import ExportStatus
+from app.services import orders
 from app.services.orders import EXPORT_MESSAGE_STATUSES
-from app.workers import queries
 from tests.support.orders import commerce_order, order_body
 
-# Export message status → the order's export status (queries.ORDER_EXPORT_STATUS).
+# Export message status → the order's export status (app/data/orders.py ORDER_EXPORT_STATUS).
 MESSAGE_STATUSES = [status.value for status in Status]
 
 
@@ -29,7 +29,7 @@ def test_every_message_status_of_an_export_maps_to_exactly_one_export_status():
 async def test_each_export_status_filter_finds_exactly_the_orders_of_that_status(
     runtime: Runtime, raw, newest_first, rare_below, monkeypatch
 ):
-    monkeypatch.setattr(queries, "RARE_EXPORTS", rare_below)  # both plans: the primary-key walk, and messages first
+    monkeypatch.setattr(orders, "RARE_EXPORTS", rare_below)  # both plans: the primary-key walk, and messages first
     # One order per message status, one held, one acknowledged.
     for number, status in enumerate(MESSAGE_STATUSES, start=1):
         await runtime.orders.accept(order_body(commerce_order(increment_id=f"9{number:02d}")))

@@ -12,8 +12,8 @@ import asyncpg
 import httpx
 import pytest
 
+from app.data.bus import LARGE_PAYLOAD_BYTES
 from app.workers.handlers import stock as stock_handler
-from app.workers.queries import LARGE_PAYLOAD_BYTES
 from app.workers.registry import HandlerRegistry, build_registry
 from tests.conftest import make_settings
 from tests.support.signing import COMMERCE_TOKEN, operator_headers, rpc_body, signed_headers

@@ -11,9 +11,9 @@ import asyncpg
 import httpx
 import pytest
 
+from app.data.bus import LARGE_PAYLOAD_BYTES
 from app.runtime import Runtime
 from app.services.commerce_effects import COMMERCE_CHANNEL
-from app.workers.queries import LARGE_PAYLOAD_BYTES
 from app.workers.registry import HandlerRegistry, build_registry
 from tests.conftest import make_settings
 from tests.integration.test_stock import drain, page, send, snapshot

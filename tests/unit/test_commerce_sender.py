@@ -17,6 +17,7 @@ import respx
 from pydantic import SecretStr
 
 from app.clients.commerce import CommerceClient
+from app.data.outbox import OutboundMessage
 from app.errors import PeerRejected, PeerUnavailable
 from app.mappers.lifecycle_to_commerce import (
     ItemQuantity,
@@ -37,7 +38,6 @@ from app.services.commerce_effects import (
     SOURCE_ITEMS,
     commerce_lane,
 )
-from app.workers.bus import OutboundMessage
 from app.workers.commerce_sender import CommerceSender
 
 BASE_URL = "http://127.0.0.1:9/rest/all/V1"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.data.orders import ACKNOWLEDGE_ORDER
 from app.errors import PermanentHandlerError
 from app.services.order_gate import acknowledged_order_calls
-from app.workers import queries
 from app.workers.registry import HandlerContext, HandlerRegistry, InboundMessage
 
 ORDER_CREATED = "magento.sales.order_management.created"
@@ -31,7 +31,7 @@ async def handle(context: HandlerContext, message: InboundMessage) -> dict[str, 
     number = number.strip()
     row = (
         await context.connection.execute(
-            queries.ACKNOWLEDGE_ORDER, {"increment_id": number, "now": context.now, "message_id": message.id}
+            ACKNOWLEDGE_ORDER, {"increment_id": number, "now": context.now, "message_id": message.id}
         )
     ).first()
     if row is None:

@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from app.data.bus import MESSAGE_PAYLOAD
+from app.data.stock import APPLY_STOCK, APPLY_STOCK_FROM_MESSAGE, QUEUE_SOURCE_ITEMS, STOCK_HEADER
 from app.protocol.stock import STOCK_UPDATED, EmptySnapshot, StockSnapshot, parse_snapshot
 from app.services.commerce_effects import COMMERCE_CHANNEL, SOURCE_ITEMS
-from app.workers import queries
 from app.workers.registry import HandlerContext, HandlerRegistry, InboundMessage
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,14 @@ async def handle(context: HandlerContext, message: InboundMessage) -> dict[str, 
     connection = context.connection
     zone, received_at = context.settings.oms_zone, message.received_at
     if message.payload is None:
-        header = (await connection.execute(queries.STOCK_HEADER, {"message_id": message.id})).scalar_one()
+        header = (await connection.execute(STOCK_HEADER, {"message_id": message.id})).scalar_one()
         if header is not None:
             # The snapshot's own fields, checked by the same code as always; its rows are checked in SQL.
             fields = parse_snapshot({"snapshot": {**header, "stock": []}}, zone=zone, received_at=received_at)
             assert isinstance(fields, StockSnapshot)
             outcome = (
                 await connection.execute(
-                    queries.APPLY_STOCK_FROM_MESSAGE,
+                    APPLY_STOCK_FROM_MESSAGE,
                     {
                         "message_id": message.id,
                         "aggregate_id": fields.aggregate_id,
@@ -54,7 +55,7 @@ async def handle(context: HandlerContext, message: InboundMessage) -> dict[str, 
                     fields, skus=outcome.skus, applied=outcome.applied, repeated=outcome.rows - outcome.skus
                 )
                 return await _to_commerce(context, message, fields, None, summary)
-        payload = (await connection.execute(queries.MESSAGE_PAYLOAD, {"message_id": message.id})).scalar_one()
+        payload = (await connection.execute(MESSAGE_PAYLOAD, {"message_id": message.id})).scalar_one()
     else:
         payload = message.payload
     snapshot = parse_snapshot(payload, zone=zone, received_at=received_at)
@@ -66,7 +67,7 @@ async def handle(context: HandlerContext, message: InboundMessage) -> dict[str, 
     applied = 0
     if snapshot.skus:
         result = await connection.execute(
-            queries.APPLY_STOCK,
+            APPLY_STOCK,
             {
                 "aggregate_id": snapshot.aggregate_id,
                 "source_ts": snapshot.created_on,
@@ -97,7 +98,7 @@ async def _to_commerce(
         return summary
     queued = (
         await context.connection.execute(
-            queries.QUEUE_SOURCE_ITEMS,
+            QUEUE_SOURCE_ITEMS,
             {
                 "skus": skus,
                 "message_id": message.id,

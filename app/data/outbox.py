@@ -1,4 +1,5 @@
-"""Writing messages: the outbox (inside the caller's transaction) and the rows INSERT_MESSAGES takes."""
+"""Writing messages: the outbox (inside the caller's transaction) and the rows INSERT_MESSAGES takes; and the
+outbound message a sender delivers once it is leased (app/workers/bus.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.data.bus import INSERT_MESSAGES
 from app.models import Direction, Status
 from app.protocol.jsonrpc import request_envelope
 from app.protocol.references import extract_references
-from app.workers import queries
 
 OMS_CHANNEL = "oms"  # the channel of every call to and from the OMS (the other is "commerce")
 
@@ -33,6 +34,22 @@ class NewMessage:
     headers: dict[str, Any] = field(default_factory=dict)
     refs: Sequence[str] = ()
     last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """An outgoing message leased for delivery (CLAIM_OUTBOUND, or LEASE_FOR_INLINE_SEND for a sync export)."""
+
+    id: int
+    topic: str
+    external_id: str
+    lane: str
+    channel: str
+    payload: dict[str, Any]
+    attempts: int  # including the current one
+    first_attempt_at: datetime
+    lease_until: datetime
+    created_at: datetime | None = None  # its arrival in the outbox (the end-to-end duration in app/metrics.py)
 
 
 def insert_parameters(rows: Sequence[NewMessage], now: datetime) -> dict[str, Any]:
@@ -57,7 +74,7 @@ async def insert_messages(
 ) -> dict[tuple[str, str], int]:
     """Insert ``rows``; returns (external id, status) → new message id for the rows stored (a duplicate of an
     accepted id is skipped, so it is absent)."""
-    result = await connection.execute(queries.INSERT_MESSAGES, insert_parameters(rows, now))
+    result = await connection.execute(INSERT_MESSAGES, insert_parameters(rows, now))
     return {(row.external_id, row.status): row.id for row in result}
 
 

@@ -1,0 +1,139 @@
+"""Stock's statements: apply a snapshot with the timestamp filter (ARCHITECTURE §5), queue what was applied for
+Adobe Commerce, and list the known SKUs for a stock reset."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+# Stock: apply one message's rows with the timestamp filter (ARCHITECTURE §5), in one statement. A SKU's row is
+# written only if the message is not older than the message that last set it (equal ⇒ applied again: idempotent).
+# Rows arrive sorted by SKU so concurrent writers lock them in the same order (no deadlock). Returns how many
+# rows were written; the others were stale.
+APPLY_STOCK = text(
+    """
+    WITH written AS (
+        INSERT INTO stock (sku, aggregate_id, quantity, unlimited, source_ts, message_id, updated_at)
+        SELECT t.sku, :aggregate_id, t.quantity, t.unlimited, :source_ts, :message_id, :now
+          FROM unnest(CAST(:skus AS text[]), CAST(CAST(:quantities AS text[]) AS numeric[]),
+                      CAST(:unlimited AS boolean[]))
+               AS t(sku, quantity, unlimited)
+         ORDER BY t.sku
+        ON CONFLICT (sku, aggregate_id) DO UPDATE
+           SET quantity = excluded.quantity, unlimited = excluded.unlimited, source_ts = excluded.source_ts,
+               message_id = excluded.message_id, updated_at = excluded.updated_at
+         WHERE stock.source_ts <= excluded.source_ts
+        RETURNING 1
+    )
+    SELECT count(*) FROM written
+    """
+)
+
+# Stock, in PostgreSQL: the snapshot's fields but its rows (NULL when it has no object snapshot with a stock list).
+STOCK_HEADER = text(
+    """
+    SELECT CASE WHEN jsonb_typeof(payload->'snapshot') = 'object'
+                 AND jsonb_typeof(payload->'snapshot'->'stock') = 'array'
+                THEN (payload->'snapshot') - 'stock' END AS header
+      FROM message WHERE id = :message_id
+    """
+)
+
+# Stock, in PostgreSQL: APPLY_STOCK reading the rows straight from the stored message, so a FULL page never travels
+# to Python and back. Only if every row is *plain* — what app/protocol/stock.py takes as is: an object, a text SKU of
+# 1-200 characters starting and ending with a printable ASCII character, a quantity of up to 15 digits and 4
+# decimals (text or number), `unlimited` absent or boolean. Otherwise nothing is written and the position of the
+# first other row comes back: the handler then reads the message in Python, which names any bad field. A repeated
+# SKU: the last row wins.
+APPLY_STOCK_FROM_MESSAGE = text(
+    r"""
+    WITH rows AS MATERIALIZED (
+        SELECT e.ord, e.r->>'sku' AS sku, e.r->>'quantity' AS quantity,
+               COALESCE(e.r->'unlimited' = 'true'::jsonb, false) AS unlimited,
+               COALESCE(jsonb_typeof(e.r) = 'object'
+                        AND jsonb_typeof(e.r->'sku') = 'string'
+                        AND length(e.r->>'sku') <= 200
+                        AND (e.r->>'sku') ~ '^[!-~](.*[!-~])?$'
+                        AND jsonb_typeof(e.r->'quantity') IN ('string', 'number')
+                        AND (e.r->>'quantity') ~ '^[0-9]{1,15}(\.[0-9]{1,4})?$'
+                        AND COALESCE(jsonb_typeof(e.r->'unlimited'), 'boolean') = 'boolean', false) AS plain
+          FROM message m, jsonb_array_elements(m.payload->'snapshot'->'stock') WITH ORDINALITY AS e(r, ord)
+         WHERE m.id = :message_id
+    ),
+    irregular AS (SELECT min(ord) - 1 AS position FROM rows WHERE NOT plain),
+    latest AS (
+        SELECT DISTINCT ON (sku) sku, quantity, unlimited FROM rows
+         WHERE (SELECT position FROM irregular) IS NULL
+         ORDER BY sku, ord DESC
+    ),
+    written AS (
+        INSERT INTO stock (sku, aggregate_id, quantity, unlimited, source_ts, message_id, updated_at)
+        SELECT sku, :aggregate_id, CAST(quantity AS numeric), unlimited, :source_ts, :message_id, :now
+          FROM latest
+         ORDER BY sku
+        ON CONFLICT (sku, aggregate_id) DO UPDATE
+           SET quantity = excluded.quantity, unlimited = excluded.unlimited, source_ts = excluded.source_ts,
+               message_id = excluded.message_id, updated_at = excluded.updated_at
+         WHERE stock.source_ts <= excluded.source_ts
+        RETURNING 1
+    )
+    SELECT (SELECT position FROM irregular) AS first_irregular, (SELECT count(*) FROM rows) AS rows,
+           (SELECT count(*) FROM latest) AS skus, (SELECT count(*) FROM written) AS applied
+    """
+)
+
+# Stock a message applied (it passed the timestamp filter: the row now carries this message's id), as batches of
+# Adobe Commerce source items in the outbox, one lane per source so that a later snapshot's batch arrives after an
+# earlier one. The SKUs come from :skus, or from the stored message when the rows were applied in SQL (:skus NULL);
+# every lookup is by the stock table's primary key. Unlimited stock is not a source quantity: it is left out.
+QUEUE_SOURCE_ITEMS = text(
+    """
+    WITH skus AS (
+        SELECT DISTINCT sku FROM unnest(CAST(:skus AS text[])) AS sku WHERE CAST(:skus AS text[]) IS NOT NULL
+        UNION
+        SELECT DISTINCT e.r->>'sku' FROM message m, jsonb_array_elements(m.payload->'snapshot'->'stock') AS e(r)
+         WHERE m.id = :message_id AND CAST(:skus AS text[]) IS NULL AND jsonb_typeof(e.r) = 'object'
+    ),
+    applied AS (
+        SELECT s.sku, s.quantity, (row_number() OVER (ORDER BY s.sku) - 1) / :batch AS batch
+          FROM stock s JOIN skus USING (sku)
+         WHERE s.aggregate_id = :aggregate_id AND s.message_id = :message_id AND NOT s.unlimited
+    ),
+    batches AS (
+        SELECT batch, count(*) AS skus,
+               jsonb_agg(jsonb_build_object('sku', sku, 'source_code', CAST(:source_code AS text),
+                                            'quantity', quantity, 'status', CASE WHEN quantity > 0 THEN 1 ELSE 0 END)
+                         ORDER BY sku) AS items
+          FROM applied GROUP BY batch
+    ),
+    queued AS (
+        INSERT INTO message (direction, channel, topic, external_id, lane, payload, headers, refs, status,
+                             next_attempt_at, created_at)
+        SELECT 'out', :channel, :topic, :key_prefix || batch, :lane,
+               jsonb_build_object('aggregate_id', CAST(:aggregate_id AS text), 'stock_message_id', :message_id,
+                                  'body', jsonb_build_object('sourceItems', items)),
+               '{}'::jsonb, ARRAY[CAST(:source_code AS text)], 'queued', :now, :now
+          FROM batches ORDER BY batch
+        ON CONFLICT (direction, channel, external_id) WHERE status <> 'rejected' DO NOTHING
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM queued) AS messages,
+           CAST((SELECT coalesce(sum(skus), 0) FROM batches) AS bigint) AS skus
+    """
+)
+
+# Stock reset (development only): a page of every SKU the connector knows, after :after in SKU order: SKUs with
+# stock and the catalog's products (not deleted ones, not shipping methods: they are sold as lines, never stocked).
+# Both sides are read in SKU order from their primary keys and merged, so a page costs the same at the start and at
+# the end of a million SKUs.
+STOCK_RESET_SKUS = text(
+    """
+    SELECT DISTINCT known.sku FROM (
+        (SELECT DISTINCT sku FROM stock WHERE sku > :after ORDER BY sku LIMIT :limit)  -- a row per aggregate
+        UNION ALL
+        (SELECT sku FROM catalog_product WHERE sku > :after AND NOT deleted AND NOT shipping_method
+          ORDER BY sku LIMIT :limit)
+    ) AS known
+     ORDER BY known.sku
+     LIMIT :limit
+    """
+)
