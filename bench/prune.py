@@ -112,6 +112,7 @@ class Window:
     posts: list[Post] = field(default_factory=list)
     seconds: float = 0.0
     vacuumed: bool = False  # an autovacuum of `message` ran during the window
+    checkpoints: int = 0  # checkpoints PostgreSQL completed during the window (timed or requested by WAL volume)
 
     @property
     def latencies_ms(self) -> list[float]:
@@ -234,16 +235,21 @@ def print_window(window: Window) -> None:
     print(
         f"  {window.name:<24} {len(window.posts):>7} webhooks at {window.rate:6.1f}/s over {window.seconds:6.1f} s: "
         f"p50 {window.pct(0.5):7.2f} ms  p99 {window.pct(0.99):7.2f} ms  max {window.pct(1.0):8.2f} ms  "
-        f"failed {len(window.failed)}" + ("  (autovacuum of message ran)" if window.vacuumed else "")
+        f"failed {len(window.failed)}, checkpoints {window.checkpoints}"
+        + ("  (autovacuum of message ran)" if window.vacuumed else "")
     )
 
 
 class VacuumWatch:
-    """Whether an autovacuum of `message` runs, sampled every half second on a connection of its own."""
+    """Whether an autovacuum of `message` runs, sampled every half second on a connection of its own, and how many
+    checkpoints completed (pg_stat_checkpointer)."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.seen = False
+        self.checkpoints = 0
+        self._taken_checkpoints = 0
+        self._sampled = asyncio.Event()  # set after the first sample
         self._task: asyncio.Task[None] | None = None
 
     async def _watch(self) -> None:
@@ -254,17 +260,22 @@ class VacuumWatch:
                     "SELECT count(*) FROM pg_stat_progress_vacuum WHERE relid = 'message'::regclass"
                 )
                 self.seen = self.seen or bool(running)
+                self.checkpoints = await connection.fetchval("SELECT num_done FROM pg_stat_checkpointer")
+                self._sampled.set()
                 await asyncio.sleep(0.5)
         finally:
             await connection.close()
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Start sampling; returns after the first sample, so the first take() counts from now."""
         self._task = asyncio.create_task(self._watch())
+        await self._sampled.wait()
 
-    def take(self) -> bool:
-        """Whether one ran since the last call."""
-        seen, self.seen = self.seen, False
-        return seen
+    def take(self, window: Window | None = None) -> None:
+        """Record in ``window`` whether an autovacuum ran, and how many checkpoints completed, since the last call."""
+        if window is not None:
+            window.vacuumed, window.checkpoints = self.seen, self.checkpoints - self._taken_checkpoints
+        self.seen, self._taken_checkpoints = False, self.checkpoints
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -304,10 +315,10 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
         url = connector.base_url + "/oms/rpc"
         calls = webhooks("bench-prune")
         await steady("warm-up", session, url, calls, args.rate, min_s=min(2.0, args.seconds))
-        watch.start()
+        await watch.start()
         watch.take()
         baseline = await steady("baseline (no prune)", session, url, calls, args.rate, min_s=args.seconds)
-        baseline.vacuumed = watch.take()
+        watch.take(baseline)
         if args.hold_autovacuum:
             await set_autovacuum(dsn, enabled=False)
 
@@ -320,13 +331,13 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
             "during the prune", session, url, calls, args.rate, min_s=args.seconds,
             until=lambda: pruning.returncode is not None,
         )  # fmt: skip
-        during.vacuumed = watch.take()
+        watch.take(during)
         output = (await pruning.communicate())[0].decode(errors="replace")
         prune_wall = time.monotonic() - prune_started
         if args.hold_autovacuum:
             await set_autovacuum(dsn, enabled=True)
         after = await steady("after the prune", session, url, calls, args.rate, min_s=args.seconds)
-        after.vacuumed = watch.take()
+        watch.take(after)
     await watch.stop()
     print_log_findings(connector)
 

@@ -65,6 +65,7 @@ CLAIM_INBOUND = text(
     f"""
     WITH RECURSIVE {_LANE_HEADS}
     SELECT m.id, m.topic, m.external_id, m.lane, m.attempts, m.first_attempt_at, m.channel, m.created_at,
+           pg_column_size(m.payload) AS size,
            CASE WHEN m.topic = ANY(CAST(:topics_leaving_large_payloads AS text[]))
                  AND pg_column_size(m.payload) > :large_payload_bytes THEN NULL ELSE m.payload END AS payload
       FROM message m
@@ -84,6 +85,7 @@ CLAIM_INBOUND = text(
 CLAIM_INBOUND_OLDEST = text(
     f"""
     SELECT m.id, m.topic, m.external_id, m.lane, m.attempts, m.first_attempt_at, m.channel, m.created_at,
+           pg_column_size(m.payload) AS size,
            CASE WHEN m.topic = ANY(CAST(:topics_leaving_large_payloads AS text[]))
                  AND pg_column_size(m.payload) > :large_payload_bytes THEN NULL ELSE m.payload END AS payload
       FROM message m
@@ -139,6 +141,67 @@ FINISH_INBOUND = text(
            result = CAST(:result AS jsonb), started_at = :started_at, finished_at = :now,
            duration_ms = :duration_ms, first_attempt_at = COALESCE(first_attempt_at, :started_at)
      WHERE id = :id AND status IN {UNCLAIMED}
+    """
+)
+
+# Inbound, after a claim: the messages behind the claimed head in its lane (ix_message_pending_lane), in arrival
+# order, locked, so that the worker applies them in the head's transaction (app/workers/bus.py, "batches"). Nobody
+# else claims them meanwhile (only a lane's head is claimable, and the head is ours); the lock also makes an
+# operator's discard or retry of one of them wait for the batch's commit, after which its status guard sees it
+# finished. SKIP LOCKED (an operator's bulk action holding one of them must not deadlock with the batch) can leave
+# holes: ``position`` numbers the lane's next messages, and the worker keeps those up to the first one missing.
+# ``size`` is the stored payload's size: the worker stops at INBOUND_BATCH_BYTES.
+FOLLOWERS_OF_HEAD = text(
+    f"""
+    WITH following AS MATERIALIZED (
+        SELECT id, row_number() OVER (ORDER BY id) AS position FROM (
+            SELECT id FROM message
+             WHERE direction = 'in' AND lane = :lane AND id > :head_id AND status IN {PENDING}
+             ORDER BY id
+             LIMIT :limit) AS next
+    )
+    SELECT f.position, m.id, m.topic, m.external_id, m.lane, m.attempts, m.channel, m.created_at,
+           m.status::text AS status, m.next_attempt_at, pg_column_size(m.payload) AS size,
+           CASE WHEN m.topic = ANY(CAST(:topics_leaving_large_payloads AS text[]))
+                 AND pg_column_size(m.payload) > :large_payload_bytes THEN NULL ELSE m.payload END AS payload
+      FROM message m JOIN following f ON f.id = m.id
+     WHERE m.status IN {PENDING}
+     ORDER BY m.id
+       FOR UPDATE OF m SKIP LOCKED
+    """
+)
+
+# Inbound, again after a batch failed behind its head: the same head, if it is still its lane's ready head (the
+# messages before the failing one are applied again without it; app/workers/bus.py says why).
+CLAIM_INBOUND_HEAD = text(
+    f"""
+    SELECT m.id, m.topic, m.external_id, m.lane, m.attempts, m.first_attempt_at, m.channel, m.created_at,
+           pg_column_size(m.payload) AS size,
+           CASE WHEN m.topic = ANY(CAST(:topics_leaving_large_payloads AS text[]))
+                 AND pg_column_size(m.payload) > :large_payload_bytes THEN NULL ELSE m.payload END AS payload
+      FROM message m
+     WHERE m.id = :head_id AND m.direction = 'in' AND m.status IN {UNCLAIMED} AND m.next_attempt_at <= :now
+       AND (SELECT min(older.id) FROM message older
+             WHERE older.direction = 'in' AND older.lane = m.lane AND older.status IN {PENDING}) = m.id
+       FOR UPDATE OF m SKIP LOCKED
+    """
+)
+
+# Inbound: record the success of a batch of messages (one row per message: its own start, duration and summary), in
+# the handlers' transaction. Returns how many were recorded: all of them, since the batch holds their row locks.
+FINISH_INBOUND_BATCH = text(
+    f"""
+    WITH finished AS (
+        UPDATE message m
+           SET status = 'succeeded', attempts = m.attempts + 1, last_error = NULL, result = CAST(t.result AS jsonb),
+               started_at = t.started_at, finished_at = :now, duration_ms = t.duration_ms,
+               first_attempt_at = COALESCE(m.first_attempt_at, t.started_at)
+          FROM unnest(CAST(:ids AS bigint[]), CAST(:results AS text[]), CAST(:started_ats AS timestamptz[]),
+                      CAST(:durations_ms AS integer[])) AS t(id, result, started_at, duration_ms)
+         WHERE m.id = t.id AND m.status IN {UNCLAIMED}
+        RETURNING 1
+    )
+    SELECT count(*) FROM finished
     """
 )
 

@@ -137,3 +137,42 @@ STOCK_RESET_SKUS = text(
      LIMIT :limit
     """
 )
+
+# Stock: apply the rows of several messages of a lane (an inbound batch, app/workers/bus.py) in one statement, with
+# the result of applying them one by one in arrival order (:message_ids etc. are one element per row, rows in
+# arrival order). A row passes the timestamp filter when it is not older than the stored row nor than any earlier
+# row of the batch for its SKU and aggregate; the last row that passed is what stays, exactly what the messages
+# applied in turn would leave. Returns, per message with rows, how many of them passed (its ``applied``).
+APPLY_STOCK_BATCH = text(
+    """
+    WITH rows AS MATERIALIZED (
+        SELECT * FROM unnest(CAST(:message_ids AS bigint[]), CAST(:aggregate_ids AS text[]),
+                             CAST(:source_ts AS timestamptz[]), CAST(:skus AS text[]),
+                             CAST(CAST(:quantities AS text[]) AS numeric[]), CAST(:unlimited AS boolean[]))
+               WITH ORDINALITY AS t(message_id, aggregate_id, source_ts, sku, quantity, unlimited, ord)
+    ),
+    judged AS MATERIALIZED (
+        SELECT r.*, COALESCE(r.source_ts >= GREATEST(
+                   s.source_ts,
+                   max(r.source_ts) OVER (PARTITION BY r.sku, r.aggregate_id ORDER BY r.ord
+                                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)), true) AS applied
+          FROM rows r LEFT JOIN stock s ON s.sku = r.sku AND s.aggregate_id = r.aggregate_id
+    ),
+    latest AS (
+        SELECT DISTINCT ON (sku, aggregate_id) * FROM judged WHERE applied ORDER BY sku, aggregate_id, ord DESC
+    ),
+    written AS (
+        INSERT INTO stock (sku, aggregate_id, quantity, unlimited, source_ts, message_id, updated_at)
+        SELECT sku, aggregate_id, quantity, unlimited, source_ts, message_id, :now
+          FROM latest
+         ORDER BY sku, aggregate_id
+        ON CONFLICT (sku, aggregate_id) DO UPDATE
+           SET quantity = excluded.quantity, unlimited = excluded.unlimited, source_ts = excluded.source_ts,
+               message_id = excluded.message_id, updated_at = excluded.updated_at
+         WHERE stock.source_ts <= excluded.source_ts
+        RETURNING 1
+    )
+    SELECT message_id, count(*) FILTER (WHERE applied) AS applied, (SELECT count(*) FROM written) AS written
+      FROM judged GROUP BY message_id
+    """
+)

@@ -30,6 +30,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -38,10 +39,13 @@ import pydantic
 from app.clock import Clock
 from app.data.bus import (
     CLAIM_INBOUND,
+    CLAIM_INBOUND_HEAD,
     CLAIM_INBOUND_OLDEST,
     CLAIM_OUTBOUND,
     FINISH_INBOUND,
+    FINISH_INBOUND_BATCH,
     FINISH_OUTBOUND,
+    FOLLOWERS_OF_HEAD,
     INBOUND_CLAIM_WINDOW,
     LARGE_PAYLOAD_BYTES,
     NOTIFY_BUS,
@@ -64,6 +68,12 @@ INBOUND_MAX_DELAY_S = 300.0  # a blocked inbound lane is retried at least every 
 OUTBOUND_MAX_DELAY_S = 900.0
 MIN_LEASE_S = 60.0
 MAX_ERROR_CHARS = 2000
+# Inbound batches: a lane's head and the ready messages behind it are applied in one transaction — one claim and
+# one record for all of them instead of a round trip or three per message (bench/ingest.py, bench/stock.py). At
+# most this many messages and this much stored payload (the head always goes, whatever its size): a long batch
+# holds its rows' locks (stock of an aggregate, an order) until it commits.
+INBOUND_BATCH = 100
+INBOUND_BATCH_BYTES = 1024 * 1024
 
 
 class Sender(Protocol):
@@ -99,71 +109,165 @@ class Bus:
         self.outbound_policy = RetryPolicy(max_delay_s=OUTBOUND_MAX_DELAY_S, window_s=settings.retry_window_s)
         self.lease_s = max(MIN_LEASE_S, settings.oms_http_timeout_s * 2)
         self.metrics = metrics or Metrics()  # each outcome is counted once its record is committed
+        self.inbound_batch = INBOUND_BATCH
 
     # --- inbound ------------------------------------------------------------------------------------------
     async def process_next_inbound(self) -> bool:
-        """Process the oldest ready lane head that has a handler. Returns False when there was none."""
-        topics = self.registry.topics
-        if not topics:
+        """Process the oldest ready lane head that has a handler, with the ready messages behind it in its lane (a
+        batch, INBOUND_BATCH at most), in one transaction. Returns False when there was none."""
+        if not self.registry.topics:
             return False
-        failure: tuple[InboundMessage, BaseException, datetime, float] | None = None
-        try:
-            async with self.db.connect() as connection:
-                claim = {
-                    "direction": Direction.IN.value,
-                    "now": self.clock.now(),
-                    "topics": topics,
-                    "topics_leaving_large_payloads": self.registry.topics_leaving_large_payloads,
-                    "large_payload_bytes": LARGE_PAYLOAD_BYTES,
-                    "window": INBOUND_CLAIM_WINDOW,
-                }
-                row = (await connection.execute(CLAIM_INBOUND_OLDEST, claim)).first()
-                if row is None:  # nothing claimable among the oldest: look at every lane's head
-                    row = (await connection.execute(CLAIM_INBOUND, claim)).first()
-                if row is None:
-                    return False
-                message = InboundMessage(
-                    id=row.id,
-                    topic=row.topic,
-                    external_id=row.external_id,
-                    lane=row.lane,
-                    channel=row.channel,
-                    payload=row.payload,
-                    attempts=row.attempts,
-                    received_at=row.created_at,
-                )
-                handler = self.registry.get(message.topic)
-                assert handler is not None  # the claim only picks topics with a handler
-                started_at = self.clock.now()
-                started = time.monotonic()
-                context = HandlerContext(
-                    connection=connection, outbox=self.outbox, settings=self.settings, now=started_at
-                )
-                with log_context(**_inbound_fields(message)):  # on every line the handler logs
-                    try:
-                        summary = await handler(context, message)
-                    except Exception as exc:
-                        failure = (message, exc, started_at, started)
-                        raise _HandlerFailed from exc  # roll back every effect of the handler
-                    await self._finish_inbound(
-                        connection, message, Status.SUCCEEDED, started_at, started, summary=summary
-                    )
-                    if log.isEnabledFor(logging.DEBUG):
-                        log.debug("message processed", extra=_processed_fields(summary))
-            self._count_inbound(message, Status.SUCCEEDED, started)
-        except _HandlerFailed:
-            assert failure is not None
-            with log_context(**_inbound_fields(failure[0])):
-                status = await self._record_inbound_failure(*failure)
-            self._count_inbound(failure[0], status, failure[3])
+        outcome = await self._run_inbound_batch(None)
+        if outcome is None:
+            return False
+        while isinstance(outcome, _Redo):  # ends: each redo is shorter, or the same batch one message at a time
+            outcome = await self._run_inbound_batch(outcome)
         return True
 
-    def _count_inbound(self, message: InboundMessage, status: Status, started: float) -> None:
-        duration_s = time.monotonic() - started
+    async def _run_inbound_batch(self, redo: _Redo | None) -> _Redo | bool | None:
+        """Claim a batch (``redo``: again, the first ``redo.limit`` messages of a batch that failed), apply it in
+        one transaction — with the topic's batch handler if it has one, else each message's handler in turn — and
+        record every success in it. A failure rolls the whole batch back:
+          - a handler failing on the head: its failure is recorded alone, as for a single message;
+          - a handler failing behind the head: a _Redo of the messages before it (applied again without it; the
+            failing one, then the head, fails alone on the next claim — its effects rolled back both times);
+          - the batch handler failing: a _Redo of the same messages one by one, which finds the bad one.
+        Returns None when there was nothing to claim."""
+        failure: _Failure | None = None
+        batch: list[InboundMessage] = []
+        done: list[_Done] = []
+        one_by_one = redo is not None and redo.one_by_one
+        try:
+            async with self.db.connect() as connection:
+                batch = await self._claim_inbound_batch(connection, redo)
+                if not batch:
+                    return None
+                batch_handler = None if one_by_one or len(batch) == 1 else self.registry.get_batch(batch[0].topic)
+                if batch_handler is not None and all(message.topic == batch[0].topic for message in batch):
+                    started_at = self.clock.now()
+                    started = time.monotonic()
+                    context = HandlerContext(
+                        connection=connection, outbox=self.outbox, settings=self.settings, now=started_at
+                    )
+                    with log_context(topic=batch[0].topic, lane=batch[0].lane, message_count=len(batch)):
+                        try:
+                            summaries = await batch_handler(context, batch)
+                        except Exception as exc:
+                            failure = _Failure(batch[0], exc, started_at, started, _BATCH_HANDLER)
+                            raise _HandlerFailed from exc
+                    if summaries is not None:
+                        if len(summaries) != len(batch):
+                            raise RuntimeError(f"{batch[0].topic}: {len(summaries)} summaries for {len(batch)}")
+                        share = (time.monotonic() - started) / len(batch)  # each message's processing time
+                        done = [
+                            _Done(m, summary, started_at, share) for m, summary in zip(batch, summaries, strict=True)
+                        ]
+                for index, message in enumerate(batch if not done else ()):
+                    handler = self.registry.get(message.topic)
+                    assert handler is not None  # the claims only take topics with a handler
+                    started_at = self.clock.now()
+                    started = time.monotonic()
+                    context = HandlerContext(
+                        connection=connection, outbox=self.outbox, settings=self.settings, now=started_at
+                    )
+                    with log_context(**_inbound_fields(message)):  # on every line the handler logs
+                        try:
+                            summary = await handler(context, message)
+                        except Exception as exc:
+                            failure = _Failure(message, exc, started_at, started, index)
+                            raise _HandlerFailed from exc  # roll back every effect of the batch
+                    done.append(_Done(message, summary, started_at, time.monotonic() - started))
+                await self._finish_inbound_batch(connection, done)
+        except _HandlerFailed:
+            assert failure is not None
+            if failure.index == _BATCH_HANDLER:
+                log.info(
+                    "batch of %s messages failed (%s): applying them one by one",
+                    len(batch),
+                    _describe(failure.exc),
+                    extra={"action": "batch_failed", "lane": batch[0].lane, "message_count": len(batch)},
+                )
+                return _Redo(head_id=batch[0].id, limit=len(batch), one_by_one=True)
+            if failure.index > 0:
+                return _Redo(head_id=batch[0].id, limit=failure.index, one_by_one=one_by_one)
+            with log_context(**_inbound_fields(failure.message)):
+                status = await self._record_inbound_failure(
+                    failure.message, failure.exc, failure.started_at, failure.started
+                )
+            self._count_inbound(failure.message, status, time.monotonic() - failure.started)
+            return True
+        for item in done:
+            self._count_inbound(item.message, Status.SUCCEEDED, item.seconds)
+            if log.isEnabledFor(logging.DEBUG):
+                with log_context(**_inbound_fields(item.message)):
+                    log.debug("message processed", extra=_processed_fields(item.summary))
+        return True
+
+    async def _claim_inbound_batch(self, connection: Any, redo: _Redo | None) -> list[InboundMessage]:
+        """Lock a lane's ready head and the ready messages behind it, in lane order: at most INBOUND_BATCH (or
+        ``redo.limit``) messages and INBOUND_BATCH_BYTES of stored payload (the head always), up to the first
+        that is not ready (due later, or of a topic without a handler)."""
+        topics = self.registry.topics
+        claim = {
+            "direction": Direction.IN.value,
+            "now": self.clock.now(),
+            "topics": topics,
+            "topics_leaving_large_payloads": self.registry.topics_leaving_large_payloads,
+            "large_payload_bytes": LARGE_PAYLOAD_BYTES,
+            "window": INBOUND_CLAIM_WINDOW,
+        }
+        if redo is not None:
+            row = (await connection.execute(CLAIM_INBOUND_HEAD, {**claim, "head_id": redo.head_id})).first()
+        else:
+            row = (await connection.execute(CLAIM_INBOUND_OLDEST, claim)).first()
+            if row is None:  # nothing claimable among the oldest: look at every lane's head
+                row = (await connection.execute(CLAIM_INBOUND, claim)).first()
+        if row is None:
+            return []
+        batch = [_inbound_message(row)]
+        limit = min(self.inbound_batch, redo.limit) if redo is not None else self.inbound_batch
+        if limit <= 1:
+            return batch
+        size = row.size or 0
+        followers = await connection.execute(
+            FOLLOWERS_OF_HEAD, {**claim, "lane": row.lane, "head_id": row.id, "limit": limit - 1}
+        )
+        handled = frozenset(topics)
+        for position, follower in enumerate(followers, start=1):
+            size += follower.size or 0
+            if (
+                follower.position != position  # a hole: one of them is held by someone else
+                or follower.status not in _CLAIMABLE
+                or follower.next_attempt_at > claim["now"]
+                or follower.topic not in handled
+                or size > INBOUND_BATCH_BYTES
+            ):
+                break  # the rest stays locked until the batch commits, then is claimed as usual
+            batch.append(_inbound_message(follower))
+        return batch
+
+    def _count_inbound(self, message: InboundMessage, status: Status, duration_s: float) -> None:
         now = self.clock.now()
         self.metrics.message_attempted(
             "in", message.channel, message.topic, status, duration_s, message.received_at, now
         )
+
+    async def _finish_inbound_batch(self, connection: Any, done: Sequence[_Done]) -> None:
+        """Record every message of a batch succeeded, each with its own start, duration and summary."""
+        recorded = (
+            await connection.execute(
+                FINISH_INBOUND_BATCH,
+                {
+                    "ids": [item.message.id for item in done],
+                    "results": [json.dumps(item.summary) if item.summary is not None else None for item in done],
+                    "started_ats": [item.started_at for item in done],
+                    "durations_ms": [int(item.seconds * 1000) for item in done],
+                    "now": self.clock.now(),
+                },
+            )
+        ).scalar_one()
+        if recorded != len(done):  # cannot happen while the batch holds the rows; never record half a batch
+            raise RuntimeError(f"recorded {recorded} of a batch of {len(done)} messages: rolled back")
 
     async def _record_inbound_failure(
         self, message: InboundMessage, exc: BaseException, started_at: datetime, started: float
@@ -360,6 +464,54 @@ class Bus:
 
 class _HandlerFailed(Exception):
     """Raised inside the claim transaction to roll it back when a handler fails."""
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A message of a batch whose handler succeeded (recorded when the whole batch has)."""
+
+    message: InboundMessage
+    summary: dict[str, Any] | None
+    started_at: datetime
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Failure:
+    message: InboundMessage
+    exc: BaseException
+    started_at: datetime
+    started: float
+    index: int  # its place in the batch (0: the head; _BATCH_HANDLER: the batch handler failed)
+
+
+@dataclass(frozen=True)
+class _Redo:
+    """A batch to apply again from its head ``head_id``: its first ``limit`` messages (those before the one that
+    failed), ``one_by_one`` if its topic's batch handler failed on it."""
+
+    head_id: int
+    limit: int
+    one_by_one: bool = False
+
+
+_BATCH_HANDLER = -1  # _Failure.index of a failing batch handler
+
+
+_CLAIMABLE = frozenset({Status.QUEUED.value, Status.RETRYING.value})
+
+
+def _inbound_message(row: Any) -> InboundMessage:
+    return InboundMessage(
+        id=row.id,
+        topic=row.topic,
+        external_id=row.external_id,
+        lane=row.lane,
+        channel=row.channel,
+        payload=row.payload,
+        attempts=row.attempts,
+        received_at=row.created_at,
+    )
 
 
 def _inbound_fields(message: InboundMessage) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,6 +41,11 @@ class HandlerContext:
 
 # A handler returns a small JSON-able summary for the journal (e.g. {"applied": 10, "stale": 2}), or None.
 Handler = Callable[[HandlerContext, InboundMessage], Awaitable[dict[str, Any] | None]]
+# A batch handler applies several consecutive messages of one lane and topic at once (set-based), returning each
+# one's summary in order — the same as the handler would have given them one by one — or None when it cannot (the
+# bus then runs the handler on each, in the same transaction). If it raises, the bus rolls the batch back and runs
+# the handler on each, so a bad message is found and recorded alone.
+BatchHandler = Callable[[HandlerContext, Sequence[InboundMessage]], Awaitable[list[dict[str, Any] | None] | None]]
 
 
 @dataclass
@@ -49,9 +54,16 @@ class HandlerRegistry:
 
     _handlers: dict[str, Handler] = field(default_factory=dict)
     _leaving_large_payloads: set[str] = field(default_factory=set)
+    _batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
 
     def register(
-        self, topic: str, handler: Handler, *, replace: bool = False, fetch_large_payload: bool = True
+        self,
+        topic: str,
+        handler: Handler,
+        *,
+        replace: bool = False,
+        fetch_large_payload: bool = True,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         """``fetch_large_payload=False``: a payload over LARGE_PAYLOAD_BYTES stays in the database (``message.payload``
         is None), for handlers that work on it inside PostgreSQL (a FULL stock page is ~300 KiB of JSON); smaller
@@ -59,6 +71,10 @@ class HandlerRegistry:
         if topic in self._handlers and not replace:
             raise ValueError(f"a handler for {topic} is already registered")
         self._handlers[topic] = handler
+        if batch_handler is None:  # a replaced handler never keeps the batch handler of the one it replaced
+            self._batch_handlers.pop(topic, None)
+        else:
+            self._batch_handlers[topic] = batch_handler
         if fetch_large_payload:
             self._leaving_large_payloads.discard(topic)
         else:
@@ -66,6 +82,9 @@ class HandlerRegistry:
 
     def get(self, topic: str) -> Handler | None:
         return self._handlers.get(topic)
+
+    def get_batch(self, topic: str) -> BatchHandler | None:
+        return self._batch_handlers.get(topic)
 
     @property
     def topics(self) -> list[str]:

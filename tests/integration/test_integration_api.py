@@ -99,6 +99,7 @@ async def test_a_fresh_integration_is_enabled_with_nothing_waiting(client):
 
 
 async def test_the_backlog_counts_each_topic_and_lists_the_blocked_lane_with_its_error(client, runtime, raw, clock):
+    runtime.bus.inbound_batch = 1  # one message per step: lane A is to be left half-way
     failed = await post_call(client, raw, LANE_C, {"fail": "permanent"})
     assert await runtime.bus.process_next_inbound() is True
     stuck = await post_call(client, raw, LANE_D, {"fail_attempts": 100})

@@ -15,10 +15,17 @@ message without zeroing the SKUs of the other pages.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from app.data.bus import MESSAGE_PAYLOAD
-from app.data.stock import APPLY_STOCK, APPLY_STOCK_FROM_MESSAGE, QUEUE_SOURCE_ITEMS, STOCK_HEADER
+from app.data.stock import (
+    APPLY_STOCK,
+    APPLY_STOCK_BATCH,
+    APPLY_STOCK_FROM_MESSAGE,
+    QUEUE_SOURCE_ITEMS,
+    STOCK_HEADER,
+)
 from app.protocol.stock import STOCK_UPDATED, EmptySnapshot, StockSnapshot, parse_snapshot
 from app.services.commerce_effects import COMMERCE_CHANNEL, SOURCE_ITEMS
 from app.workers.registry import HandlerContext, HandlerRegistry, InboundMessage
@@ -27,7 +34,57 @@ log = logging.getLogger(__name__)
 
 
 def install(registry: HandlerRegistry) -> None:
-    registry.register(STOCK_UPDATED, handle, fetch_large_payload=False)
+    registry.register(STOCK_UPDATED, handle, fetch_large_payload=False, batch_handler=handle_batch)
+
+
+async def handle_batch(context: HandlerContext, messages: Sequence[InboundMessage]) -> list[dict[str, Any]] | None:
+    """Several messages of one aggregate's lane (DELTAs, typically: one per reservation), applied in one statement
+    with the result of applying them in turn (APPLY_STOCK_BATCH: the newest timestamp per SKU wins, ties keep
+    arrival order), each with the summary ``handle`` would give it. None — the bus then runs ``handle`` on each,
+    in the same transaction — when any of them is not plain: a payload left in the database (a FULL page), one
+    that does not parse (``handle`` names its bad field, alone), or stock that also goes to Adobe Commerce (its
+    source items are queued per message)."""
+    zone = context.settings.oms_zone
+    parsed: list[StockSnapshot | EmptySnapshot] = []
+    for message in messages:
+        if message.payload is None:
+            return None
+        try:
+            snapshot = parse_snapshot(message.payload, zone=zone, received_at=message.received_at)
+        except Exception:  # handle() raises the same on its own, and the bus records that message's failure alone
+            return None
+        if isinstance(snapshot, StockSnapshot) and _goes_to_commerce(context, snapshot):
+            return None
+        parsed.append(snapshot)
+    rows: dict[str, list[Any]] = {key: [] for key in ("message_ids", "aggregate_ids", "source_ts", "skus")}
+    rows.update(quantities=[], unlimited=[])
+    for message, snapshot in zip(messages, parsed, strict=True):
+        if isinstance(snapshot, StockSnapshot):
+            count = len(snapshot.skus)
+            rows["message_ids"] += [message.id] * count
+            rows["aggregate_ids"] += [snapshot.aggregate_id] * count
+            rows["source_ts"] += [snapshot.created_on] * count
+            rows["skus"] += snapshot.skus
+            rows["quantities"] += snapshot.quantities
+            rows["unlimited"] += snapshot.unlimited
+    applied: dict[int, int] = {}
+    if rows["skus"]:
+        result = await context.connection.execute(APPLY_STOCK_BATCH, {**rows, "now": context.now})
+        applied = {row.message_id: int(row.applied) for row in result}
+    summaries = []
+    for message, snapshot in zip(messages, parsed, strict=True):
+        if isinstance(snapshot, EmptySnapshot):
+            summaries.append(_ignored(message, snapshot))
+        else:
+            summaries.append(
+                _summary(
+                    snapshot,
+                    skus=len(snapshot.skus),
+                    applied=applied.get(message.id, 0),
+                    repeated=snapshot.repeated_skus,
+                )
+            )
+    return summaries
 
 
 async def handle(context: HandlerContext, message: InboundMessage) -> dict[str, Any]:
@@ -60,10 +117,7 @@ async def handle(context: HandlerContext, message: InboundMessage) -> dict[str, 
         payload = message.payload
     snapshot = parse_snapshot(payload, zone=zone, received_at=received_at)
     if isinstance(snapshot, EmptySnapshot):
-        log.warning(
-            "stock message ignored: %s", snapshot.reason, extra={"action": "stock_ignored", "message_id": message.id}
-        )
-        return {"applied": 0, "stale": 0, "ignored": snapshot.reason}
+        return _ignored(message, snapshot)
     applied = 0
     if snapshot.skus:
         result = await connection.execute(
@@ -94,7 +148,7 @@ async def _to_commerce(
     ADOBE_COMMERCE_* is set and the aggregate has a source code in ADOBE_COMMERCE_SOURCE_CODES."""
     settings = context.settings
     source_code = settings.adobe_commerce_source_codes.get(snapshot.aggregate_id)
-    if not settings.commerce_configured or source_code is None or not summary["applied"]:
+    if not _goes_to_commerce(context, snapshot) or not summary["applied"]:
         return summary
     queued = (
         await context.connection.execute(
@@ -115,6 +169,18 @@ async def _to_commerce(
     ).one()
     summary["commerce_source_items"] = {"source_code": source_code, "skus": queued.skus, "batches": queued.messages}
     return summary
+
+
+def _goes_to_commerce(context: HandlerContext, snapshot: StockSnapshot) -> bool:
+    settings = context.settings
+    return settings.commerce_configured and snapshot.aggregate_id in settings.adobe_commerce_source_codes
+
+
+def _ignored(message: InboundMessage, snapshot: EmptySnapshot) -> dict[str, Any]:
+    log.warning(
+        "stock message ignored: %s", snapshot.reason, extra={"action": "stock_ignored", "message_id": message.id}
+    )
+    return {"applied": 0, "stale": 0, "ignored": snapshot.reason}
 
 
 def _summary(snapshot: StockSnapshot, *, skus: int, applied: int, repeated: int) -> dict[str, Any]:
