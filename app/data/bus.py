@@ -59,15 +59,19 @@ INSERT_MESSAGES = text(
     """
 )
 
+# What an inbound claim reads of each message it takes: the payload, unless it is large and its topic's handler
+# works on it in the database (register(fetch_large_payload=False)); ``size`` (stored, compressed) bounds a batch.
+_CLAIMED_COLUMNS = """m.id, m.topic, m.external_id, m.lane, m.attempts, m.first_attempt_at, m.channel, m.created_at,
+           pg_column_size(m.payload) AS size,
+           CASE WHEN m.topic = ANY(CAST(:topics_leaving_large_payloads AS text[]))
+                 AND pg_column_size(m.payload) > :large_payload_bytes THEN NULL ELSE m.payload END AS payload"""
+
 # Inbound: lock the oldest ready lane head whose topic has a handler. Runs inside the handler's transaction, so
 # the row lock is the claim: a crash rolls everything back and the message is simply claimed again.
 CLAIM_INBOUND = text(
     f"""
     WITH RECURSIVE {_LANE_HEADS}
-    SELECT m.id, m.topic, m.external_id, m.lane, m.attempts, m.first_attempt_at, m.channel, m.created_at,
-           pg_column_size(m.payload) AS size,
-           CASE WHEN m.topic = ANY(CAST(:topics_leaving_large_payloads AS text[]))
-                 AND pg_column_size(m.payload) > :large_payload_bytes THEN NULL ELSE m.payload END AS payload
+    SELECT {_CLAIMED_COLUMNS}
       FROM message m
      WHERE m.id = ANY(ARRAY(SELECT id FROM heads))
        AND m.status IN {UNCLAIMED} AND m.next_attempt_at <= :now AND m.topic = ANY(:topics)
@@ -84,10 +88,7 @@ CLAIM_INBOUND = text(
 # by a retrying head), the bus falls back to CLAIM_INBOUND.
 CLAIM_INBOUND_OLDEST = text(
     f"""
-    SELECT m.id, m.topic, m.external_id, m.lane, m.attempts, m.first_attempt_at, m.channel, m.created_at,
-           pg_column_size(m.payload) AS size,
-           CASE WHEN m.topic = ANY(CAST(:topics_leaving_large_payloads AS text[]))
-                 AND pg_column_size(m.payload) > :large_payload_bytes THEN NULL ELSE m.payload END AS payload
+    SELECT {_CLAIMED_COLUMNS}
       FROM message m
      WHERE m.direction = 'in' AND m.status IN {UNCLAIMED}
        AND m.id <= (SELECT max(w.id) FROM (
@@ -160,10 +161,7 @@ FOLLOWERS_OF_HEAD = text(
              ORDER BY id
              LIMIT :limit) AS next
     )
-    SELECT f.position, m.id, m.topic, m.external_id, m.lane, m.attempts, m.channel, m.created_at,
-           m.status::text AS status, m.next_attempt_at, pg_column_size(m.payload) AS size,
-           CASE WHEN m.topic = ANY(CAST(:topics_leaving_large_payloads AS text[]))
-                 AND pg_column_size(m.payload) > :large_payload_bytes THEN NULL ELSE m.payload END AS payload
+    SELECT f.position, m.status::text AS status, m.next_attempt_at, {_CLAIMED_COLUMNS}
       FROM message m JOIN following f ON f.id = m.id
      WHERE m.status IN {PENDING}
      ORDER BY m.id
@@ -175,10 +173,7 @@ FOLLOWERS_OF_HEAD = text(
 # messages before the failing one are applied again without it; app/workers/bus.py says why).
 CLAIM_INBOUND_HEAD = text(
     f"""
-    SELECT m.id, m.topic, m.external_id, m.lane, m.attempts, m.first_attempt_at, m.channel, m.created_at,
-           pg_column_size(m.payload) AS size,
-           CASE WHEN m.topic = ANY(CAST(:topics_leaving_large_payloads AS text[]))
-                 AND pg_column_size(m.payload) > :large_payload_bytes THEN NULL ELSE m.payload END AS payload
+    SELECT {_CLAIMED_COLUMNS}
       FROM message m
      WHERE m.id = :head_id AND m.direction = 'in' AND m.status IN {UNCLAIMED} AND m.next_attempt_at <= :now
        AND (SELECT min(older.id) FROM message older

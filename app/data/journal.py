@@ -72,9 +72,7 @@ NEWEST_MESSAGE_ID = text("SELECT coalesce(max(id), 0) FROM message")
 #            requests (whether their lines may be asked for again) — kept as long as the order;
 #   doomed   deleted (unless :dry_run), by primary key, only if still finished before :finished_before (an operator
 #            may retry it meanwhile).
-# Returns the counts per verdict, how many were deleted, the keyset of the last message read, and whether a vacuum of
-# `message` is running (the prune then slows down; a role without pg_read_all_stats cannot see an autovacuum's table
-# and is paced by its batches' time alone).
+# Returns the counts per verdict, how many were deleted, and the keyset of the last message read.
 PRUNE_JOURNAL_BATCH = text(
     f"""
     WITH examined AS MATERIALIZED (
@@ -113,8 +111,7 @@ PRUNE_JOURNAL_BATCH = text(
            (SELECT count(*) FROM judged WHERE verdict = 'recent') AS recent,
            (SELECT count(*) FROM judged WHERE verdict = 'order') AS kept_for_orders,
            (SELECT count(*) FROM deleted) AS deleted,
-           (SELECT created_at FROM last) AS last_created_at, (SELECT id FROM last) AS last_id,
-           EXISTS (SELECT 1 FROM pg_stat_progress_vacuum WHERE relid = 'message'::regclass) AS vacuuming
+           (SELECT created_at FROM last) AS last_created_at, (SELECT id FROM last) AS last_id
     """
 )
 

@@ -17,8 +17,8 @@ a pruned message (``stock.message_id``, an order's history, shipments, refunds) 
 for it, and a delivery to Adobe Commerce whose message was pruned reads ``pruned`` in the order view.
 
 Ingest never waits behind a prune: it deletes in batches of ``batch_size`` messages by primary key, each batch one
-short transaction, and pauses between batches (PAUSE_RATIO, longer while the database is busy: ``Pacer``;
-bench/prune.py measures the webhook latency while pruning millions of rows).
+short transaction, and pauses between batches (PAUSE_RATIO; bench/prune.py measures the webhook latency while
+pruning millions of rows).
 """
 
 from __future__ import annotations
@@ -62,16 +62,12 @@ PRUNE_CHANNEL = "connector"  # the connector's own entries: no peer sent them, n
 # PAUSE_RATIO times as long as the batch took: it uses the database a ninth of the time at most, whatever its speed.
 # A webhook that arrives while a batch runs waits for it, so the batch is kept to a couple of milliseconds
 # (bench/prune.py, 5 million messages, 200 webhooks/s, 2-core development machine: batches of 1,000 pruned 20,454
-# messages/s with a webhook p99 of 2.95x the same rate without a prune; batches of 250, 7,791/s and 2.29x).
-# Of that 2.29x, the prune alone made 1.63x (autovacuum held off) and the autovacuum that cleans up behind it 1.56x:
-# it is the two together that hurt. So the prune also rests longer while a vacuum of `message` runs (VACUUM_SLOWDOWN)
-# and while its batches take much longer than its fastest recent one (the database is busy with something else:
-# a checkpoint, a vacuum it cannot see, a burst of traffic) — the Pacer below.
+# messages/s with a webhook p99 of 2.95x the same rate without a prune; batches of 250, 7,791/s and 2.29x). What
+# costs the webhooks is mostly the autovacuum that a large delete brings, not the delete: with autovacuum of the
+# table held off the prune alone made 1.63x; slowed three times while autovacuum ran (so the whole clean-up fell
+# inside the prune's window) it made 5.01x. Pacing the prune harder does not help; see README, "Journal retention".
 BATCH_SIZE = 250  # messages examined (and at most deleted) per statement and transaction
 PAUSE_RATIO = 8.0
-VACUUM_SLOWDOWN = 3.0  # the pause is this many times longer while a vacuum of `message` runs
-BUSY_SLOWDOWN = 3.0  # a batch this many times slower than the fastest recent one: the database is busy
-MAX_PAUSE_S = 2.0  # however busy: the prune still moves
 DAILY_S = 24 * 3600.0  # the workers prune at most this often, across all replicas
 CHECK_S = 3600.0  # how often a process with workers looks whether the daily prune is due
 # pg_try_advisory_lock key of the daily prune: above 2^31, so no hashtext() value can ever be it.
@@ -80,24 +76,6 @@ _BEFORE_ANY = datetime(1, 1, 1, tzinfo=UTC)  # the keyset before the first messa
 
 # The processing-time report's bound: every message finished before it is counted for good (None: nothing yet).
 CountedUntil = Callable[[AsyncConnection], Awaitable[datetime | None]]
-
-
-@dataclass
-class Pacer:
-    """How long the prune rests after a batch: ``ratio`` times the batch's time; VACUUM_SLOWDOWN times more while a
-    vacuum of `message` runs; and, when a batch took more than BUSY_SLOWDOWN times the fastest recent one, longer
-    again in proportion (a slow batch means a busy database: back off hard rather than add to it)."""
-
-    ratio: float
-    fastest_s: float = float("inf")  # the fastest recent batch; it creeps up 2 % a batch, so an old one is forgotten
-
-    def pause_s(self, batch_s: float, *, vacuuming: bool) -> float:
-        self.fastest_s = min(batch_s, self.fastest_s * 1.02)
-        ratio = self.ratio * (VACUUM_SLOWDOWN if vacuuming else 1.0)
-        slowdown = batch_s / self.fastest_s if self.fastest_s > 0 else 1.0
-        if slowdown > BUSY_SLOWDOWN:
-            ratio *= slowdown
-        return min(batch_s * ratio, MAX_PAUSE_S)
 
 
 @dataclass(frozen=True)
@@ -166,7 +144,6 @@ class JournalPrune:
         finished_before = None if counted is None else min(cutoff, counted)
         totals = dict.fromkeys(("examined", "doomed", "pending", "recent", "kept_for_orders", "deleted"), 0)
         batches = 0
-        pacer = Pacer(self.pause_ratio)
         after_at, after_id = _BEFORE_ANY, 0
         while finished_before is not None:  # None: the report has counted nothing yet, so nothing finished may go
             batch_started = time.monotonic()
@@ -193,7 +170,7 @@ class JournalPrune:
                 break
             after_at, after_id = row.last_created_at, row.last_id
             if not dry_run:  # a dry run writes nothing
-                await asyncio.sleep(pacer.pause_s(time.monotonic() - batch_started, vacuuming=row.vacuuming))
+                await asyncio.sleep((time.monotonic() - batch_started) * self.pause_ratio)
         changed_meanwhile = 0 if dry_run else totals["doomed"] - totals["deleted"]  # retried by an operator, say
         result = PruneResult(
             dry_run=dry_run,
