@@ -2,8 +2,9 @@
 the workers. Parameters are named; times come from the injected clock.
 
 Ordering rule shared by the claims: a lane's *head* is its oldest message still pending (queued, processing or
-retrying). Only heads can be claimed, so a lane advances one message at a time, in id (arrival) order, whatever
-the number of workers and processes. Heads are found with a loose index scan over the partial index
+retrying). Only heads can be claimed, so a lane advances in id (arrival) order under one claim at a time, whatever
+the number of workers and processes (an inbound claim may take the ready messages behind its head along:
+FOLLOWERS_OF_HEAD). Heads are found with a loose index scan over the partial index
 ``ix_message_pending_lane`` (one probe per lane), never a scan of the backlog; they are then fetched by primary key
 as ``id = ANY(ARRAY(…))`` (a join lets the planner misjudge the head count and walk the whole table).
 
@@ -66,12 +67,18 @@ _CLAIMED_COLUMNS = """m.id, m.topic, m.external_id, m.lane, m.attempts, m.first_
            CASE WHEN m.topic = ANY(CAST(:topics_leaving_large_payloads AS text[]))
                  AND pg_column_size(m.payload) > :large_payload_bytes THEN NULL ELSE m.payload END AS payload"""
 
+# Whether a claimed head has anything pending behind it in its lane (one probe of ix_message_pending_lane): when
+# not — an order's lane, usually — the worker skips FOLLOWERS_OF_HEAD, a round trip for nothing.
+_HAS_FOLLOWERS = f"""EXISTS (SELECT 1 FROM message n
+                   WHERE n.direction = 'in' AND n.lane = m.lane AND n.id > m.id AND n.status IN {PENDING}
+                ) AS has_followers"""
+
 # Inbound: lock the oldest ready lane head whose topic has a handler. Runs inside the handler's transaction, so
 # the row lock is the claim: a crash rolls everything back and the message is simply claimed again.
 CLAIM_INBOUND = text(
     f"""
     WITH RECURSIVE {_LANE_HEADS}
-    SELECT {_CLAIMED_COLUMNS}
+    SELECT {_CLAIMED_COLUMNS}, {_HAS_FOLLOWERS}
       FROM message m
      WHERE m.id = ANY(ARRAY(SELECT id FROM heads))
        AND m.status IN {UNCLAIMED} AND m.next_attempt_at <= :now AND m.topic = ANY(:topics)
@@ -88,7 +95,7 @@ CLAIM_INBOUND = text(
 # by a retrying head), the bus falls back to CLAIM_INBOUND.
 CLAIM_INBOUND_OLDEST = text(
     f"""
-    SELECT {_CLAIMED_COLUMNS}
+    SELECT {_CLAIMED_COLUMNS}, {_HAS_FOLLOWERS}
       FROM message m
      WHERE m.direction = 'in' AND m.status IN {UNCLAIMED}
        AND m.id <= (SELECT max(w.id) FROM (
@@ -173,7 +180,7 @@ FOLLOWERS_OF_HEAD = text(
 # messages before the failing one are applied again without it; app/workers/bus.py says why).
 CLAIM_INBOUND_HEAD = text(
     f"""
-    SELECT {_CLAIMED_COLUMNS}
+    SELECT {_CLAIMED_COLUMNS}, {_HAS_FOLLOWERS}
       FROM message m
      WHERE m.id = :head_id AND m.direction = 'in' AND m.status IN {UNCLAIMED} AND m.next_attempt_at <= :now
        AND (SELECT min(older.id) FROM message older

@@ -226,7 +226,7 @@ class Bus:
             return []
         batch = [_inbound_message(row)]
         limit = min(self.inbound_batch, redo.limit) if redo is not None else self.inbound_batch
-        if limit <= 1:
+        if limit <= 1 or not row.has_followers:
             return batch
         size = row.size or 0
         followers = await connection.execute(
