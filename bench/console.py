@@ -41,9 +41,7 @@ import asyncio
 import json
 import os
 import re
-import signal
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -64,12 +62,11 @@ from bench.ingest import (  # noqa: E402  (after the sys.path insert; it also qu
     SECRET,
     Service,
     clean_env,
-    cleanup,
     create_database,
     free_port,
     start_postgres,
 )
-from bench.stock import event_loop_runner, on_sigterm, print_log_findings  # noqa: E402
+from bench.stock import print_log_findings, run_bench  # noqa: E402
 
 TARGET_MS = 300.0  # the target: every page under 300 ms at p95
 FILL_CHUNK = 250_000  # messages (or orders) per INSERT … SELECT
@@ -826,14 +823,7 @@ def main() -> int:
     if args.budget <= 0 or args.explain_over < 0:
         parser.error("--budget must be positive, --explain-over not negative")
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
-    services: list[Any] = []
-    workdir = Path(tempfile.mkdtemp(prefix="omsc-"))  # a short path: PostgreSQL's Unix socket lives in it
-    try:
-        return int(event_loop_runner()(run(args, workdir, services)))
-    finally:
-        cleanup(services, workdir)
+    return run_bench(run, args, "omsc-")
 
 
 if __name__ == "__main__":

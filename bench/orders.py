@@ -36,9 +36,7 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -64,14 +62,13 @@ from bench.ingest import (  # noqa: E402  (after the sys.path insert; it also qu
     LoadResult,
     Service,
     clean_env,
-    cleanup,
     create_database,
     execute,
     free_port,
     signed_calls,
     start_postgres,
 )
-from bench.stock import event_loop_runner, ingest_baseline_service, on_sigterm, print_log_findings  # noqa: E402
+from bench.stock import ingest_baseline_service, print_log_findings, run_bench  # noqa: E402
 
 CREATE_ORDER = "magento.sales.order_management.create"
 OAUTH_CLIENT_ID = "bench-oms-client"
@@ -923,14 +920,7 @@ def main() -> int:
     if args.rate <= 0 or args.duration <= 0 or args.variants < 1 or args.warmup < 1:
         parser.error("--rate and --duration must be positive, --variants and --warmup at least 1")
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
-    services: list[Any] = []
-    workdir = Path(tempfile.mkdtemp(prefix="omso-"))  # a short path: PostgreSQL's Unix socket lives in it
-    try:
-        return int(event_loop_runner()(run(args, workdir, services)))
-    finally:
-        cleanup(services, workdir)
+    return run_bench(run, args, "omso-")
 
 
 if __name__ == "__main__":

@@ -36,10 +36,8 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,13 +58,12 @@ from bench.ingest import (  # noqa: E402  (after the sys.path insert; it also qu
     SECRET,
     Service,
     clean_env,
-    cleanup,
     create_database,
     free_port,
     params_for,
     start_postgres,
 )
-from bench.stock import event_loop_runner, on_sigterm, print_log_findings  # noqa: E402
+from bench.stock import print_log_findings, run_bench  # noqa: E402
 
 FILL_CHUNK = 250_000  # rows per INSERT … SELECT
 TOPICS = (
@@ -401,14 +398,7 @@ def main() -> int:
     if args.rows < 1 or args.rate <= 0 or args.seconds <= 0:
         parser.error("--rows, --rate and --seconds must be positive")
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
-    services: list[Any] = []
-    workdir = Path(tempfile.mkdtemp(prefix="omsp-"))  # a short path: PostgreSQL's Unix socket lives in it
-    try:
-        return int(event_loop_runner()(run(args, workdir, services)))
-    finally:
-        cleanup(services, workdir)
+    return run_bench(run, args, "omsp-")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -624,6 +625,21 @@ def event_loop_runner() -> Any:
     return uvloop.run
 
 
+def run_bench(
+    run: Callable[[argparse.Namespace, Path, list[Any]], Awaitable[int]], args: argparse.Namespace, prefix: str
+) -> int:
+    """Run a bench's ``run(args, workdir, services)`` on the event loop the connector uses, in a throw-away workdir
+    that is deleted at the end with every service the run started — also on error or SIGTERM."""
+    signal.signal(signal.SIGTERM, on_sigterm)
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    services: list[Any] = []
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))  # a short path: PostgreSQL's Unix socket lives in it
+    try:
+        return int(event_loop_runner()(run(args, workdir, services)))
+    finally:
+        cleanup(services, workdir)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skus", type=int, default=100_000, help="SKUs in the FULL snapshot (S)")
@@ -636,14 +652,7 @@ def main() -> int:
     parser.add_argument("--phase-timeout", type=float, default=300.0, help="seconds before a phase is abandoned")
     args = parser.parse_args()
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
-    services: list[Any] = []
-    workdir = Path(tempfile.mkdtemp(prefix="omss-"))  # a short path: PostgreSQL's Unix socket lives in it
-    try:
-        return int(event_loop_runner()(run(args, workdir, services)))
-    finally:
-        cleanup(services, workdir)
+    return run_bench(run, args, "omss-")
 
 
 if __name__ == "__main__":
