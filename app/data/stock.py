@@ -28,13 +28,16 @@ APPLY_STOCK = text(
     """
 )
 
-# Stock, in PostgreSQL: the snapshot's fields but its rows (NULL when it has no object snapshot with a stock list).
+# Stock, in PostgreSQL: the snapshot's fields but its rows (NULL when it has no object snapshot with a stock list),
+# how many rows it has, and whether the inbox found them plain (``rows_plain``: the headers hold JSON true under
+# :plain_mark, app/protocol/stock.py PLAIN_ROWS_MARK). OFFSET 0 keeps the subquery apart: the payload is read once.
 STOCK_HEADER = text(
     """
-    SELECT CASE WHEN jsonb_typeof(payload->'snapshot') = 'object'
-                 AND jsonb_typeof(payload->'snapshot'->'stock') = 'array'
-                THEN (payload->'snapshot') - 'stock' END AS header
-      FROM message WHERE id = :message_id
+    SELECT CASE WHEN jsonb_typeof(snapshot->'stock') = 'array' THEN snapshot - 'stock' END AS header,
+           CASE WHEN jsonb_typeof(snapshot->'stock') = 'array' THEN jsonb_array_length(snapshot->'stock') END AS rows,
+           COALESCE(plain_mark = 'true'::jsonb, false) AS rows_plain
+      FROM (SELECT payload->'snapshot' AS snapshot, headers->CAST(:plain_mark AS text) AS plain_mark
+              FROM message WHERE id = :message_id OFFSET 0) AS m
     """
 )
 
@@ -43,7 +46,7 @@ STOCK_HEADER = text(
 # 1-200 characters starting and ending with a printable ASCII character, a quantity of up to 15 digits and 4
 # decimals (text or number), `unlimited` absent or boolean. Otherwise nothing is written and the position of the
 # first other row comes back: the handler then reads the message in Python, which names any bad field. A repeated
-# SKU: the last row wins.
+# SKU: the last row wins. (A message the inbox marked plain is applied by APPLY_PLAIN_STOCK_FROM_MESSAGE instead.)
 APPLY_STOCK_FROM_MESSAGE = text(
     r"""
     WITH rows AS MATERIALIZED (
@@ -78,6 +81,29 @@ APPLY_STOCK_FROM_MESSAGE = text(
     )
     SELECT (SELECT position FROM irregular) AS first_irregular, (SELECT count(*) FROM rows) AS rows,
            (SELECT count(*) FROM latest) AS skus, (SELECT count(*) FROM written) AS applied
+    """
+)
+
+# Stock, in PostgreSQL: APPLY_STOCK_FROM_MESSAGE for a message the inbox found plain when it stored it — every row
+# one app/protocol/stock.py takes as is, no SKU twice (STOCK_HEADER's ``rows_plain``) — so its rows are neither
+# checked again nor de-duplicated: the statement is APPLY_STOCK's, reading the stored payload instead of arrays.
+# Returns how many rows were written; the others were stale.
+APPLY_PLAIN_STOCK_FROM_MESSAGE = text(
+    """
+    WITH written AS (
+        INSERT INTO stock (sku, aggregate_id, quantity, unlimited, source_ts, message_id, updated_at)
+        SELECT e.r->>'sku', :aggregate_id, CAST(e.r->>'quantity' AS numeric),
+               COALESCE(e.r->'unlimited' = 'true'::jsonb, false), :source_ts, :message_id, :now
+          FROM message m, jsonb_array_elements(m.payload->'snapshot'->'stock') AS e(r)
+         WHERE m.id = :message_id
+         ORDER BY e.r->>'sku'
+        ON CONFLICT (sku, aggregate_id) DO UPDATE
+           SET quantity = excluded.quantity, unlimited = excluded.unlimited, source_ts = excluded.source_ts,
+               message_id = excluded.message_id, updated_at = excluded.updated_at
+         WHERE stock.source_ts <= excluded.source_ts
+        RETURNING 1
+    )
+    SELECT count(*) FROM written
     """
 )
 

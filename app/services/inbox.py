@@ -30,6 +30,7 @@ from app.models import Direction, Status
 from app.protocol.jsonrpc import RpcRequest, parse_request
 from app.protocol.methods import NOT_SERVED, OMS_TO_CONNECTOR, lane_for
 from app.protocol.references import extract_references
+from app.protocol.stock import STOCK_UPDATED, header_marks
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,9 @@ class OmsInbox:
         if request.method not in OMS_TO_CONNECTOR:
             await self.reject(body, headers, MethodNotFound(f"unknown method {request.method}"), request=request)
             raise MethodNotFound(f"method not found: {request.method}")
+        stored_headers = journal_headers(headers)
+        if request.method == STOCK_UPDATED:  # whether its rows are all plain: the handler then skips checking them
+            stored_headers.update(header_marks(request.params))
         row = NewMessage(
             direction=Direction.IN,
             channel=OMS_CHANNEL,
@@ -173,7 +177,7 @@ class OmsInbox:
             external_id=request.message_id,
             lane=lane_for(request.method, request.params),
             document=body.decode("utf-8"),
-            headers=journal_headers(headers),
+            headers=stored_headers,
             refs=extract_references(request.params),
         )
         message_id = await self.writer.submit(row)

@@ -26,7 +26,7 @@ from app.models import Direction, Stock, StockAggregate
 from app.protocol.jsonrpc import request_envelope
 from app.protocol.methods import lane_for
 from app.protocol.references import extract_references
-from app.protocol.stock import STOCK_UPDATED
+from app.protocol.stock import STOCK_UPDATED, header_marks
 from app.schemas import (
     AggregateStock,
     AggregateWebsitesView,
@@ -288,6 +288,6 @@ def _reset_message(external_id: str, aggregate_id: str, skus: list[str], created
         external_id=external_id,
         lane=lane_for(STOCK_UPDATED, params),
         document=json.dumps(request_envelope(external_id, STOCK_UPDATED, params)),
-        headers={"origin": "oms-connector stock reset"},
+        headers={"origin": "oms-connector stock reset", **header_marks(params)},
         refs=extract_references(params),
     )

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from app.errors import OperatorActionRefused
+from app.protocol.stock import PLAIN_ROWS_MARK
 from app.services import stock as stock_service
 from app.settings import ShippingMethod
 from app.workers.registry import HandlerRegistry, build_registry
@@ -48,7 +49,9 @@ async def test_reset_clears_stock_and_queues_100_for_every_known_sku_in_every_kn
     assert await all_stock(raw) == {}  # cleared in the same transaction that queued the messages
     queued = await raw.fetch("SELECT lane, headers, payload FROM message WHERE status = 'queued' ORDER BY id")
     assert len(queued) == 3
-    assert all(json.loads(m["headers"]) == {"origin": "oms-connector stock reset"} for m in queued)
+    # its rows are all plain (quantity 100 for SKUs already known): marked so, like the webhook's
+    expected_headers = {"origin": "oms-connector stock reset", PLAIN_ROWS_MARK: True}
+    assert all(json.loads(m["headers"]) == expected_headers for m in queued)
     assert {json.loads(m["payload"])["snapshot"]["mode"] for m in queued} == {"FULL"}
 
     await drain(runtime)  # the normal stock handler applies them

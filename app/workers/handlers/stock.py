@@ -4,8 +4,10 @@ filter, all-or-nothing per message.
 The whole message is one set-based statement in the message's own transaction: either every row that passes the
 filter is written and the message is recorded succeeded, or nothing is. A large message (a FULL page) is applied
 inside PostgreSQL straight from the stored payload (``APPLY_STOCK_FROM_MESSAGE``: it never travels to Python and
-back); a small one, or one with any unusual row, is read by app/protocol/stock.py, which tolerates what peers send
-sloppily, names the field of anything bad, and applies the cleaned rows with ``APPLY_STOCK``.
+back; its rows are checked there, unless the inbox found them plain when it stored the message, where the webhook
+had them parsed anyway: ``APPLY_PLAIN_STOCK_FROM_MESSAGE``); a small one, or one with any unusual row, is read by
+app/protocol/stock.py, which tolerates what peers send sloppily, names the field of anything bad, and applies the
+cleaned rows with ``APPLY_STOCK``.
 
 A SKU absent from the message is left unchanged in every mode: a FULL or NONZERO snapshot may span many messages
 (pages) and the protocol says neither how many nor which is the last, so "absent ⇒ zero" cannot be decided from one
@@ -20,13 +22,14 @@ from typing import Any
 
 from app.data.bus import MESSAGE_PAYLOAD
 from app.data.stock import (
+    APPLY_PLAIN_STOCK_FROM_MESSAGE,
     APPLY_STOCK,
     APPLY_STOCK_BATCH,
     APPLY_STOCK_FROM_MESSAGE,
     QUEUE_SOURCE_ITEMS,
     STOCK_HEADER,
 )
-from app.protocol.stock import STOCK_UPDATED, EmptySnapshot, StockSnapshot, parse_snapshot
+from app.protocol.stock import PLAIN_ROWS_MARK, STOCK_UPDATED, EmptySnapshot, StockSnapshot, parse_snapshot
 from app.services.commerce_effects import COMMERCE_CHANNEL, SOURCE_ITEMS
 from app.workers.registry import HandlerContext, HandlerRegistry, InboundMessage
 
@@ -91,22 +94,25 @@ async def handle(context: HandlerContext, message: InboundMessage) -> dict[str, 
     connection = context.connection
     zone, received_at = context.settings.oms_zone, message.received_at
     if message.payload is None:
-        header = (await connection.execute(STOCK_HEADER, {"message_id": message.id})).scalar_one()
-        if header is not None:
-            # The snapshot's own fields, checked by the same code as always; its rows are checked in SQL.
-            fields = parse_snapshot({"snapshot": {**header, "stock": []}}, zone=zone, received_at=received_at)
+        stored = (
+            await connection.execute(STOCK_HEADER, {"message_id": message.id, "plain_mark": PLAIN_ROWS_MARK})
+        ).one()
+        if stored.header is not None:
+            # The snapshot's own fields, checked by the same code as always; its rows are checked in SQL, unless the
+            # inbox found them plain when it stored the message.
+            fields = parse_snapshot({"snapshot": {**stored.header, "stock": []}}, zone=zone, received_at=received_at)
             assert isinstance(fields, StockSnapshot)
-            outcome = (
-                await connection.execute(
-                    APPLY_STOCK_FROM_MESSAGE,
-                    {
-                        "message_id": message.id,
-                        "aggregate_id": fields.aggregate_id,
-                        "source_ts": fields.created_on,
-                        "now": context.now,
-                    },
-                )
-            ).one()
+            parameters = {
+                "message_id": message.id,
+                "aggregate_id": fields.aggregate_id,
+                "source_ts": fields.created_on,
+                "now": context.now,
+            }
+            if stored.rows_plain:
+                applied = (await connection.execute(APPLY_PLAIN_STOCK_FROM_MESSAGE, parameters)).scalar_one()
+                summary = _summary(fields, skus=stored.rows, applied=applied, repeated=0)
+                return await _to_commerce(context, message, fields, None, summary)
+            outcome = (await connection.execute(APPLY_STOCK_FROM_MESSAGE, parameters)).one()
             if outcome.first_irregular is None:
                 summary = _summary(
                     fields, skus=outcome.skus, applied=outcome.applied, repeated=outcome.rows - outcome.skus
