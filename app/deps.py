@@ -19,7 +19,13 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+async def _runtime(request: Request) -> Runtime:
+    # Every dependency here is ``async def``: FastAPI runs a plain ``def`` one in a worker thread, a hop that cost
+    # more than the whole check (bench/orders.py), and none of them waits on anything.
+    return get_runtime(request)
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
 def _token_matches(credentials: HTTPAuthorizationCredentials | None, *expected: str) -> bool:
@@ -44,7 +50,7 @@ def _require_token(
         )
 
 
-def require_operator(
+async def require_operator(
     runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     detail = "operator token required (Authorization: Bearer <OPERATOR_TOKEN>)"
@@ -54,7 +60,7 @@ def require_operator(
 OperatorAuth = Depends(require_operator)
 
 
-def require_commerce_or_operator(
+async def require_commerce_or_operator(
     runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     settings = runtime.settings
@@ -65,7 +71,7 @@ def require_commerce_or_operator(
 CommerceOrOperatorAuth = Depends(require_commerce_or_operator)
 
 
-def require_commerce(
+async def require_commerce(
     runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     detail = "commerce token required (Authorization: Bearer <COMMERCE_TOKEN>)"
@@ -75,7 +81,7 @@ def require_commerce(
 CommerceAuth = Depends(require_commerce)
 
 
-def require_metrics_reader(
+async def require_metrics_reader(
     runtime: RuntimeDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """GET /metrics: the operator token, or METRICS_TOKEN, which opens nothing else (Prometheus keeps it)."""

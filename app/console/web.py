@@ -70,7 +70,11 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-def viewer(request: Request) -> ConsoleSession:
+async def _runtime(request: Request) -> Runtime:  # async: no worker-thread hop (app/deps.py says why)
+    return runtime_of(request)
+
+
+async def viewer(request: Request) -> ConsoleSession:
     """Any signed-in operator (read-only included); else the sign-in form."""
     session = codec(request).read(request.cookies.get(COOKIE))
     if session is None:
@@ -80,7 +84,7 @@ def viewer(request: Request) -> ConsoleSession:
 
 
 Viewer = Annotated[ConsoleSession, Depends(viewer)]
-ConsoleRuntime = Annotated[Runtime, Depends(runtime_of)]
+ConsoleRuntime = Annotated[Runtime, Depends(_runtime)]
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,8 @@ CLAIM_OUTBOUND = text(
            started_at = :now, first_attempt_at = COALESCE(m.first_attempt_at, :now)
       FROM claimable c
      WHERE m.id = c.id
-    RETURNING m.id, m.topic, m.external_id, m.lane, m.payload, m.attempts, m.first_attempt_at, m.channel, m.created_at
+    RETURNING m.id, m.topic, m.external_id, m.lane, CAST(m.payload AS text) AS encoded_payload, m.attempts,
+              m.first_attempt_at, m.channel, m.created_at
     """
 )
 
@@ -270,7 +271,8 @@ LEASE_FOR_INLINE_SEND = text(
     UPDATE message
        SET status = 'processing', lease_until = :lease_until, attempts = 1, started_at = :now, first_attempt_at = :now
      WHERE id = :id AND status = 'queued'
-    RETURNING id, topic, external_id, lane, payload, attempts, first_attempt_at, channel, created_at
+    RETURNING id, topic, external_id, lane, CAST(payload AS text) AS encoded_payload, attempts, first_attempt_at,
+              channel, created_at
     """
 )
 

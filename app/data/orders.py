@@ -150,6 +150,40 @@ SET_ORDER_EXPORT = text(
     """
 )
 
+# The first post of an exportable order (async mode; plain asyncpg: one self-committing statement, where the general
+# path takes a transaction of four): the order, its export message (due now) and its lines, all or nothing. Writes
+# nothing — :message_id comes back NULL — when the order is stored already (the general path then locks it and
+# decides); two first posts of one order at once: the second fails on the order number's unique index and takes the
+# general path too. SET_ORDER_EXPORT's columns, from the message's params (parsed once).
+EXPORT_NEW_ORDER = text(
+    """
+    WITH queued AS (
+        INSERT INTO message (direction, channel, topic, external_id, lane, payload, headers, refs, status,
+                             next_attempt_at, created_at)
+        SELECT CAST('out' AS message_direction), :channel, :topic, :external_id, :lane, CAST(:params AS jsonb),
+               '{}'::jsonb, CAST(:refs AS text[]), CAST('queued' AS message_status), :now, :now
+         WHERE NOT EXISTS (SELECT 1 FROM sales_order WHERE increment_id = :increment_id)
+        RETURNING id, payload
+    ),
+    stored AS (
+        INSERT INTO sales_order (increment_id, entity_id, store_id, commerce_status, commerce_updated_at, document,
+                                 mcom, export_message_id, export_message_ids, received_at, updated_at)
+        SELECT :increment_id, :entity_id, :store_id, :status, :commerce_updated_at,
+               CAST(:body AS jsonb) #> CAST(:path AS text[]), queued.payload, queued.id, ARRAY[queued.id], :now, :now
+          FROM queued
+        RETURNING id
+    ),
+    lines AS (
+        INSERT INTO order_line (order_id, line_id, line_number, item_id, sku, product_type, gross)
+        SELECT stored.id, line ->> 'id', CAST(line ->> 'line_number' AS int),
+               CASE WHEN line ->> 'product_type' <> 'SHIPPING' THEN substring(line ->> 'id' from '^(.*)-[0-9]+$') END,
+               line ->> 'sku', line ->> 'product_type', CAST(line -> 'amount' ->> 'gross_amount' AS numeric)
+          FROM stored, queued, jsonb_array_elements(queued.payload -> 'order' -> 'lines') AS line
+    )
+    SELECT (SELECT id FROM queued) AS message_id
+    """
+)
+
 # The sourcing rules of the bundles of one order (plain asyncpg: one self-committing statement).
 BUNDLE_RULES = text("SELECT sku, rule FROM bundle_sourcing_rule WHERE sku = ANY(CAST(:skus AS text[]))")
 

@@ -9,11 +9,13 @@ that sends it, and if that request fails or dies the outbox delivers it.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import asyncpg
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -24,6 +26,7 @@ from app.data.bus import LEASE_FOR_INLINE_SEND
 from app.data.orders import (
     BUNDLE_RULES,
     COUNT_EXPORT_MESSAGES,
+    EXPORT_NEW_ORDER,
     INSERT_ORDER,
     LOCK_ORDER,
     ORDER_VIEW,
@@ -35,8 +38,8 @@ from app.data.orders import (
 )
 from app.data.outbox import OMS_CHANNEL, OutboundMessage, Outbox
 from app.data.sql import positional
-from app.db import Database
-from app.errors import ConnectorError, NotFound, OrderRejected, PeerError, PluginFailed
+from app.db import Database, is_connection_error
+from app.errors import ConnectorError, NotFound, OrderRejected, PeerError, PluginFailed, StorageUnavailable
 from app.mappers.order_to_mcom import (
     LineAttributePlugin,
     LineAttributePluginFailed,
@@ -68,6 +71,7 @@ MAX_PAGE = 500
 SYNC_BATCH = 500  # orders queued again per transaction by `orders sync`
 MAX_SYNC_LISTED = 1000  # orders (and skipped ones) named in the answer of a sync; `queued` counts them all
 BUNDLE_RULES_SQL, _ = positional(BUNDLE_RULES)
+EXPORT_NEW_ORDER_SQL, EXPORT_NEW_ORDER_NAMES = positional(EXPORT_NEW_ORDER)
 
 
 def order_lane(increment_id: str) -> str:
@@ -150,8 +154,12 @@ class OrderService:
         except (OrderRejected, PluginFailed) as exc:
             refusal = exc
         now = self.clock.now()
+        if not sync and mapped is not None and order.status in self.settings.oms_export_statuses:
+            message_id = await self._export_new(order, text, path, mapped, now)
+            if message_id is not None:  # the usual case: a new order, queued now
+                return self._queued(order.increment_id, message_id), 202
         leased: OutboundMessage | None = None
-        message_id: int | None = None
+        message_id = None
         async with self.db.connect() as connection:
             stored = await self._store(connection, order, text, path, now)
             exported_before = stored.export_message_id is not None
@@ -176,15 +184,8 @@ class OrderService:
                 reason=self._held_reason(stored.status),
             )
             return answer, 202
-        if message_id is not None and not sync:  # the usual case: queued now, nothing more to read
-            answer = OrderExportAnswer(
-                increment_id=order.increment_id,
-                export_status=ExportStatus.QUEUED,
-                message_id=message_id,
-                exported_now=True,
-                mode=mode,
-            )
-            return answer, 202
+        if message_id is not None and not sync:  # queued now, nothing more to read
+            return self._queued(order.increment_id, message_id), 202
         delivery = await self._deliver_inline(leased) if message_id is not None else None
         view = await self.get(order.increment_id, with_documents=False)
         answer = OrderExportAnswer(
@@ -197,6 +198,51 @@ class OrderService:
             delivery=delivery,
         )
         return answer, 200 if delivery is not None and delivery.delivered else 202
+
+    @staticmethod
+    def _queued(increment_id: str, message_id: int) -> OrderExportAnswer:
+        return OrderExportAnswer(
+            increment_id=increment_id,
+            export_status=ExportStatus.QUEUED,
+            message_id=message_id,
+            exported_now=True,
+            mode="async",
+        )
+
+    async def _export_new(
+        self, order: CommerceOrder, text: str, path: list[str], params: dict[str, Any], now: datetime
+    ) -> int | None:
+        """The first post of an exportable order in one statement (EXPORT_NEW_ORDER): its export message id, or
+        None when the order is stored already (or being stored by a concurrent post) — the general path decides."""
+        values = {
+            "channel": OMS_CHANNEL,
+            "topic": CREATE_ORDER,
+            "external_id": self._export_id(order.increment_id, 0),
+            "lane": order_lane(order.increment_id),
+            "params": json.dumps(params, separators=(",", ":")),
+            "refs": _order_references(params),
+            "now": now,
+            "increment_id": order.increment_id,
+            "entity_id": order.entity_id,
+            "store_id": order.store_id,
+            "status": order.status,
+            "commerce_updated_at": _commerce_time(order.updated_at),
+            "body": text,
+            "path": path,
+        }
+        try:
+            pool = await self.db.raw_pool()
+            return await pool.fetchval(EXPORT_NEW_ORDER_SQL, *(values[name] for name in EXPORT_NEW_ORDER_NAMES))
+        except asyncpg.UniqueViolationError:
+            return None
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}: {exc}") from exc
+            raise
+
+    def _export_id(self, increment_id: str, exports: int) -> str:
+        """The stable JSON-RPC id of an order's export number ``exports + 1``."""
+        return f"{self.settings.oms_application_id}-order-{increment_id}-{exports + 1}"
 
     @staticmethod
     def _parse(body: bytes | str) -> tuple[ParsedOrder, str]:
@@ -274,7 +320,7 @@ class OrderService:
         params: dict[str, Any],
         now: datetime,
     ) -> int:
-        external_id = f"{self.settings.oms_application_id}-order-{increment_id}-{exports + 1}"
+        external_id = self._export_id(increment_id, exports)
         message_id = await self.bus.outbox.enqueue(
             connection,
             method=CREATE_ORDER,

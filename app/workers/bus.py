@@ -52,7 +52,7 @@ from app.data.bus import (
     RELEASE_WAITING,
     RETRY_INBOUND,
 )
-from app.data.outbox import OutboundMessage, Outbox
+from app.data.outbox import OMS_CHANNEL, OutboundMessage, Outbox
 from app.db import Database
 from app.errors import PeerError, PeerRejected, PeerUnavailable, PermanentHandlerError
 from app.logs import log_context, message_fields
@@ -77,9 +77,14 @@ INBOUND_BATCH_BYTES = 1024 * 1024
 
 
 class Sender(Protocol):
-    """Delivers outbound messages of one channel. ``deliver`` returns, per message, a result or a PeerError."""
+    """Delivers outbound messages of one channel. ``deliver`` returns, per message, a result or a PeerError.
+
+    ``batch_size``: how many ready lane heads one claim leases. ``one_request``: ``deliver`` sends them all in one
+    request (a JSON-RPC batch); otherwise the bus delivers each on its own, concurrently, and times each — one claim
+    and one record for the lot, where one claim per message cost more than the call itself (bench/orders.py)."""
 
     batch_size: int
+    one_request: bool
 
     async def deliver(self, messages: Sequence[OutboundMessage]) -> list[Any | PeerError]: ...
 
@@ -343,22 +348,30 @@ class Bus:
         return len(messages)
 
     async def _deliver_and_record(self, sender: Sender, messages: Sequence[OutboundMessage]) -> list[Any | PeerError]:
-        # One message (the usual: OMS_SEND_MODE=single, Adobe Commerce): its context on every line; a batch: its size.
-        with log_context(**(_outbound_fields(messages[0]) if len(messages) == 1 else {"message_count": len(messages)})):
-            return await self._deliver_and_record_in_context(sender, messages)
+        if sender.one_request and len(messages) > 1:
+            with log_context(message_count=len(messages)):
+                delivered = [await self._deliver(sender, messages)]
+        else:  # each message on its own (its context on every line it logs), concurrently
+            delivered = await asyncio.gather(*(self._deliver_one(sender, message) for message in messages))
+        outcomes = [outcome for outcomes, _ in delivered for outcome in outcomes]
+        durations_ms = [duration_ms for outcomes, duration_ms in delivered for _ in outcomes]
+        # Shielded: once the peer has answered, a shutdown must not turn a delivered message into a resend.
+        await asyncio.shield(self.record_outbound(messages, outcomes, durations_ms))
+        return outcomes
 
-    async def _deliver_and_record_in_context(
-        self, sender: Sender, messages: Sequence[OutboundMessage]
-    ) -> list[Any | PeerError]:
+    async def _deliver_one(self, sender: Sender, message: OutboundMessage) -> tuple[list[Any | PeerError], int]:
+        with log_context(**_outbound_fields(message)):
+            return await self._deliver(sender, [message])
+
+    @staticmethod
+    async def _deliver(sender: Sender, messages: Sequence[OutboundMessage]) -> tuple[list[Any | PeerError], int]:
+        """The outcomes of one delivery, and how long it took (ms)."""
         started = time.monotonic()
         try:
             outcomes = await sender.deliver(messages)
         except PeerError as exc:
             outcomes = [exc] * len(messages)
-        duration_ms = int((time.monotonic() - started) * 1000)
-        # Shielded: once the OMS has answered, a shutdown must not turn a delivered message into a resend.
-        await asyncio.shield(self.record_outbound(messages, outcomes, duration_ms))
-        return outcomes
+        return outcomes, int((time.monotonic() - started) * 1000)
 
     def can_send(self, channel: str) -> bool:
         return channel in self.senders
@@ -375,7 +388,7 @@ class Bus:
             external_id=row.external_id,
             lane=row.lane,
             channel=row.channel,
-            payload=row.payload,
+            encoded_payload=row.encoded_payload,
             attempts=row.attempts,
             first_attempt_at=row.first_attempt_at,
             lease_until=lease_until,
@@ -400,10 +413,16 @@ class Bus:
         return [self.leased_message(row, lease_until) for row in sorted(rows, key=lambda r: r.id)]
 
     async def record_outbound(
-        self, messages: Sequence[OutboundMessage], outcomes: Sequence[Any | PeerError], duration_ms: int
+        self,
+        messages: Sequence[OutboundMessage],
+        outcomes: Sequence[Any | PeerError],
+        durations_ms: Sequence[int],
     ) -> None:
+        """Record each message's outcome (and how long its delivery took, ms) in one transaction."""
         now = self.clock.now()
-        params = [self._outbound_outcome(m, o, now, duration_ms) for m, o in zip(messages, outcomes, strict=True)]
+        params = [
+            self._outbound_outcome(m, o, now, d) for m, o, d in zip(messages, outcomes, durations_ms, strict=True)
+        ]
         gates = [
             message.id
             for message, record in zip(messages, params, strict=True)
@@ -418,7 +437,13 @@ class Bus:
         _log_outbound_outcomes(messages, params)
         for message, record in zip(messages, params, strict=True):
             self.metrics.message_attempted(
-                "out", message.channel, message.topic, record["status"], duration_ms / 1000, message.created_at, now
+                "out",
+                message.channel,
+                message.topic,
+                record["status"],
+                record["duration_ms"] / 1000,
+                message.created_at,
+                now,
             )
 
     def _outbound_outcome(
@@ -534,7 +559,8 @@ def _outbound_fields(message: OutboundMessage) -> dict[str, Any]:
         topic=message.topic,
         lane=message.lane,
         external_id=message.external_id,
-        payload=message.payload,
+        # Only Adobe Commerce deliveries carry SKUs to count (source items); an OMS call's params stay undecoded.
+        payload=message.payload if message.channel != OMS_CHANNEL else None,
     )
 
 

@@ -22,7 +22,10 @@ ROUTES = {INVOICE: "/order/{}/invoice", SHIP: "/order/{}/ship", REFUND: "/order/
 
 
 class CommerceSender:
-    batch_size = 1  # one REST call per effect; lanes (one per order) still run in parallel
+    # A claim leases this many lane heads (one per order); the bus delivers them concurrently, each effect with
+    # its own REST calls in order.
+    batch_size = 4
+    one_request = False
 
     def __init__(self, client: CommerceClient) -> None:
         self.client = client

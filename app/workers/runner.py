@@ -72,8 +72,9 @@ class Wakeup:
 
 
 class Wakeups:
-    """One Wakeup per kind of worker (inbound, and outbound per channel): a notification says "something was
-    stored" without saying what, so it wakes one worker of each kind."""
+    """One Wakeup per kind of worker: ``in`` (inbound) and ``out/<channel>``. A notification names the kinds of
+    what was stored (``in/oms,out/commerce``: the insert trigger of migration 0014) and wakes one worker of each of
+    them; an empty one (NOTIFY_BUS: a gate released messages) wakes one of every kind."""
 
     def __init__(self) -> None:
         self.kinds: dict[str, Wakeup] = {}
@@ -81,9 +82,15 @@ class Wakeups:
     def of(self, kind: str) -> Wakeup:
         return self.kinds.setdefault(kind, Wakeup())
 
-    def notify(self) -> None:
-        for wakeup in self.kinds.values():
-            wakeup.notify()
+    def notify(self, payload: str = "") -> None:
+        if not payload:
+            for wakeup in self.kinds.values():
+                wakeup.notify()
+            return
+        for stored in set(payload.split(",")):
+            kind = "in" if stored.startswith("in/") else stored
+            if (wakeup := self.kinds.get(kind)) is not None:
+                wakeup.notify()
 
     def notify_all(self) -> None:
         for wakeup in self.kinds.values():
@@ -182,7 +189,7 @@ class WorkerPool:
                 connection = await self.db.raw_connection()
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await connection.add_listener(BUS_CHANNEL, lambda *_args: self.wakeups.notify())
+                await connection.add_listener(BUS_CHANNEL, lambda *args: self.wakeups.notify(args[-1]))
                 self.wakeups.notify_all()  # anything stored while we were not listening
                 while not lost.is_set() and not self._stopping.is_set():
                     with contextlib.suppress(TimeoutError):

@@ -181,6 +181,7 @@ async def test_failed_retried_and_refused_outcomes_are_counted_under_their_statu
     async with runtime.db.connect() as connection:
         for n in (1, 2, 3):  # three lanes: each is its lane's head
             await runtime.bus.outbox.enqueue(connection, method=CREATE, params={"n": n}, lane=f"l{n}", now=clock.now())
+    runtime.bus.senders["oms"].batch_size = 1  # one claim per message, so the answers below go in this order
     for _ in range(3):  # the token endpoint fails, then the OMS is busy, then it refuses
         assert await runtime.bus.send_next_outbound("oms") == 1
 

@@ -325,7 +325,7 @@ async def test_a_creates_success_recorded_while_a_cancel_is_being_held_releases_
         CANCEL,
         f"order/{NUMBER}",
     )
-    record = asyncio.create_task(runtime.bus.record_outbound([leased], [[]], 5))
+    record = asyncio.create_task(runtime.bus.record_outbound([leased], [[]], [5]))
     await asyncio.sleep(0.3)
     assert not record.done()  # the record waits for the transaction that read the create
     await holding.commit()

@@ -3,6 +3,7 @@ succeeded / retrying / failed / dead, on a real PostgreSQL with a respx-mocked O
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -293,8 +294,8 @@ async def test_a_retrying_head_blocks_its_own_lane_but_not_other_lanes(runtime, 
     behind = await enqueue(runtime, clock, params={"n": 2})  # same lane (the method)
     other = await enqueue(runtime, clock, method=STOCK, params={"n": 3})
 
-    assert await runtime.bus.send_next_outbound("oms") == 1  # the head fails
-    assert await runtime.bus.send_next_outbound("oms") == 1  # the other lane goes on
+    # One claim leases both lane heads and sends them at once: the head fails, the other lane goes on.
+    assert await runtime.bus.send_next_outbound("oms") == 2
     assert await runtime.bus.send_next_outbound("oms") == 0  # `behind` waits for its head
 
     assert (await row(raw, head))["status"] == "retrying"
@@ -311,7 +312,46 @@ async def test_a_retrying_head_blocks_its_own_lane_but_not_other_lanes(runtime, 
     assert (await row(raw, behind))["status"] == "succeeded"
     head_id = (await row(raw, head))["external_id"]
     other_id = (await row(raw, other))["external_id"]
-    assert sent_ids(route) == [head_id, other_id, head_id, behind_id]
+    assert sorted(sent_ids(route)[:2]) == sorted([head_id, other_id])  # concurrent: either may go first
+    assert sent_ids(route)[2:] == [head_id, behind_id]
+
+
+async def test_one_claim_sends_its_lane_heads_at_once_and_records_each_with_its_own_outcome(runtime, clock, oms, raw):
+    arrived: list[str] = []
+    all_in = asyncio.Event()
+
+    async def respond(request: httpx.Request) -> httpx.Response:
+        document = json.loads(request.content)
+        arrived.append(document["id"])
+        if len(arrived) == 3:
+            all_in.set()
+        await asyncio.wait_for(all_in.wait(), 5)  # sent one after the other, the first call would time out here
+        if document["params"]["n"] == 2:
+            return httpx.Response(200, json={"jsonrpc": "2.0", "id": document["id"], "error": {"code": -32602}})
+        return answer("ok")(request)
+
+    oms.post(OMS_URL).mock(side_effect=respond)
+    ids = [await enqueue(runtime, clock, params={"n": n}, lane=f"lane-{n}") for n in (1, 2, 3)]
+
+    assert await runtime.bus.send_next_outbound("oms") == 3
+
+    assert len(arrived) == 3
+    assert [(await row(raw, i))["status"] for i in ids] == ["succeeded", "failed", "succeeded"]
+
+
+async def test_the_params_go_on_the_wire_as_stored_numbers_included(runtime, clock, oms, raw):
+    route = oms.post(OMS_URL).mock(side_effect=answer("ok"))
+    message_id = await enqueue(runtime, clock, params={"n": 1})
+    # Money as the database keeps it: 12.50 with its scale, 0.1 exact (a float round trip would print 12.5).
+    await raw.execute(
+        'UPDATE message SET payload = \'{"total": 12.50, "tax": 0.1, "qty": 3}\'::jsonb WHERE id = $1', message_id
+    )
+
+    assert await runtime.bus.send_next_outbound("oms") == 1
+
+    body = route.calls.last.request.content.decode()
+    assert '"params":{"qty": 3, "tax": 0.1, "total": 12.50}' in body
+    assert json.loads(body)["id"] == (await row(raw, message_id))["external_id"]
 
 
 async def test_an_explicit_lane_orders_messages_of_different_methods(runtime, clock, oms, raw):
@@ -364,15 +404,15 @@ async def test_a_sender_whose_lease_was_taken_over_cannot_overwrite_the_new_owne
     assert owner.id == stale.id == message_id
     assert owner.lease_until != stale.lease_until
 
-    await runtime.bus.record_outbound([stale], [PeerRejected("late answer")], 5)
+    await runtime.bus.record_outbound([stale], [PeerRejected("late answer")], [5])
 
     stored = await row(raw, message_id)
     assert stored["status"] == "processing"
     assert stored["lease_until"] == owner.lease_until
     assert stored["last_error"] is None
 
-    await runtime.bus.record_outbound([owner], [{"order": "ok"}], 5)
-    await runtime.bus.record_outbound([stale], [PeerRejected("even later")], 5)
+    await runtime.bus.record_outbound([owner], [{"order": "ok"}], [5])
+    await runtime.bus.record_outbound([stale], [PeerRejected("even later")], [5])
 
     stored = await row(raw, message_id)
     assert stored["status"] == "succeeded"

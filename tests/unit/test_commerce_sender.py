@@ -72,7 +72,7 @@ def message(topic: str, body: Any, *, external_id: str, attempts: int = 1, messa
         external_id=external_id,
         lane=commerce_lane(INCREMENT_ID),
         channel=COMMERCE_CHANNEL,
-        payload={"entity_id": ENTITY_ID, "increment_id": INCREMENT_ID, "body": jsonable(body)},
+        encoded_payload=json.dumps({"entity_id": ENTITY_ID, "increment_id": INCREMENT_ID, "body": jsonable(body)}),
         attempts=attempts,
         first_attempt_at=NOW,
         lease_until=NOW + timedelta(minutes=1),
@@ -243,7 +243,7 @@ async def test_a_comment_that_sets_no_status_names_the_orders_current_one(router
 async def test_a_payload_the_sender_cannot_use_is_rejected_not_raised(router, sender):
     broken = OutboundMessage(
         id=1, topic=SHIP, external_id=key("shipment-1"), lane=commerce_lane(INCREMENT_ID), channel=COMMERCE_CHANNEL,
-        payload={"body": {}}, attempts=1, first_attempt_at=NOW, lease_until=NOW + timedelta(minutes=1),
+        encoded_payload='{"body": {}}', attempts=1, first_attempt_at=NOW, lease_until=NOW + timedelta(minutes=1),
     )  # fmt: skip
     outcome = await deliver_one(sender, broken)
     assert isinstance(outcome, PeerRejected) and "entity_id" in outcome.message
@@ -432,7 +432,7 @@ async def test_source_items_are_posted_to_the_inventory_route(router, sender):
         external_id="oms-commerce-stock-1",
         lane="commerce/stock",
         channel=COMMERCE_CHANNEL,
-        payload={"body": body},
+        encoded_payload=json.dumps({"body": body}),
         attempts=2,
         first_attempt_at=NOW,
         lease_until=NOW + timedelta(minutes=1),
