@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 POOL_SIZE = 20
 POOL_MAX_OVERFLOW = 20
 RAW_POOL_SIZE = 4  # the ingest writer's plain asyncpg connections (group commits in flight at once)
+BUS_POOL_SIZE = 8  # outbound claims and records, a new order's export and its bundle rules: short statements
 START_CHECK_TIMEOUT_S = 5.0  # how long start-up waits for the database to answer before it gives up
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -161,6 +162,8 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._raw_pool: asyncpg.Pool | None = None
         self._raw_pool_lock = asyncio.Lock()
+        self._bus_pool: asyncpg.Pool | None = None
+        self._bus_pool_lock = asyncio.Lock()
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -187,21 +190,60 @@ class Database:
                 if self._raw_pool is None:
                     try:
                         self._raw_pool = await asyncpg.create_pool(
-                            self.url.libpq, min_size=1, max_size=RAW_POOL_SIZE, timeout=10
+                            self.url.libpq, min_size=1, max_size=RAW_POOL_SIZE, timeout=10, reset=_keep_session
                         )
                     except CONNECTION_ERRORS as exc:
                         raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}: {exc}") from exc
         return self._raw_pool
+
+    async def bus_pool(self) -> asyncpg.Pool:
+        """Plain asyncpg connections for the bus's outbound claims and records and a new order's export (with its
+        bundles' rules): each a statement or two, where SQLAlchemy's checkout, BEGIN and COMMIT cost as much again
+        (bench/orders.py). Apart from the ingest writer's pool, whose size sets how many group commits are in
+        flight."""
+        if self._bus_pool is None:
+            async with self._bus_pool_lock:
+                if self._bus_pool is None:
+                    try:
+                        self._bus_pool = await asyncpg.create_pool(
+                            self.url.libpq, min_size=1, max_size=BUS_POOL_SIZE, timeout=10, reset=_keep_session
+                        )
+                    except CONNECTION_ERRORS as exc:
+                        raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}: {exc}") from exc
+        return self._bus_pool
+
+    @asynccontextmanager
+    async def bus_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A bus_pool connection (autocommit: each statement its own transaction unless the caller opens one);
+        an unreachable database ⇒ StorageUnavailable, as ``connect``."""
+        try:
+            pool = await self.bus_pool()
+            async with pool.acquire() as connection:
+                yield connection
+        except StorageUnavailable:
+            raise
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}: {exc}") from exc
+            raise
 
     async def ping(self) -> None:
         async with self.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        if self._raw_pool is not None:
-            await self._raw_pool.close()
-            self._raw_pool = None
+        for pool in (self._raw_pool, self._bus_pool):
+            if pool is not None:
+                await pool.close()
+        self._raw_pool = self._bus_pool = None
         await self.engine.dispose()
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The reset of a pooled plain connection when it is released: nothing more than asyncpg's own clean-up, which
+    runs first and rolls back a transaction a cancelled task left open. The pools' users set no session state (no
+    SET, LISTEN or session advisory lock), so asyncpg's default reset query — a round trip and a transaction per
+    release, as many as the statement itself — is skipped."""
 
 
 def is_connection_error(exc: BaseException) -> bool:

@@ -119,6 +119,8 @@ INBOUND_CLAIM_WINDOW = 64  # :window, the oldest pending inbound messages CLAIM_
 # lane's oldest pending one: one probe of ix_message_pending_lane, written as a correlated min() so that the planner
 # always probes by lane, whatever its statistics say). The cost follows the messages skipped before :limit heads are
 # found, not the backlog: an OMS outage that leaves thousands of orders retrying does not slow every claim down.
+# ``has_followers``: something waits behind the message in its lane (one probe of ix_message_pending_lane), so the
+# sender claims again once it has recorded it (app/workers/bus.py ``send_next_outbound``).
 CLAIM_OUTBOUND = text(
     f"""
     WITH claimable AS (
@@ -138,7 +140,10 @@ CLAIM_OUTBOUND = text(
       FROM claimable c
      WHERE m.id = c.id
     RETURNING m.id, m.topic, m.external_id, m.lane, CAST(m.payload AS text) AS encoded_payload, m.attempts,
-              m.first_attempt_at, m.channel, m.created_at
+              m.first_attempt_at, m.channel, m.created_at,
+              EXISTS (SELECT 1 FROM message n
+                       WHERE n.direction = 'out' AND n.lane = m.lane AND n.id > m.id AND n.status IN {PENDING}
+                     ) AS has_followers
     """
 )
 
@@ -218,15 +223,19 @@ RETRY_INBOUND = text(
     """
 )
 
-# Outbound: record the outcome of a send, only if we still hold the lease.
+# Outbound: record the outcomes of a claim's sends in one statement (arrays: one element per message), each only if
+# its lease is still held.
 FINISH_OUTBOUND = text(
     """
-    UPDATE message
-       SET status = CAST(:status AS message_status), last_error = :last_error, result = CAST(:result AS jsonb),
-           next_attempt_at = COALESCE(:next_attempt_at, next_attempt_at), lease_until = NULL,
-           finished_at = CASE WHEN :finished THEN CAST(:now AS timestamptz) END,
-           duration_ms = :duration_ms
-     WHERE id = :id AND status = 'processing' AND lease_until = :lease_until
+    UPDATE message m
+       SET status = CAST(o.status AS message_status), last_error = o.last_error, result = CAST(o.result AS jsonb),
+           next_attempt_at = COALESCE(o.next_attempt_at, m.next_attempt_at), lease_until = NULL,
+           finished_at = CASE WHEN o.finished THEN CAST(:now AS timestamptz) END, duration_ms = o.duration_ms
+      FROM unnest(CAST(:ids AS bigint[]), CAST(:lease_untils AS timestamptz[]), CAST(:statuses AS text[]),
+                  CAST(:last_errors AS text[]), CAST(:results AS text[]), CAST(:next_attempt_ats AS timestamptz[]),
+                  CAST(:finished AS boolean[]), CAST(:durations_ms AS int[]))
+           AS o(id, lease_until, status, last_error, result, next_attempt_at, finished, duration_ms)
+     WHERE m.id = o.id AND m.status = 'processing' AND m.lease_until = o.lease_until
     """
 )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -37,9 +38,9 @@ from app.data.orders import (
     order_page,
 )
 from app.data.outbox import OMS_CHANNEL, OutboundMessage, Outbox
-from app.data.sql import positional
-from app.db import Database, is_connection_error
-from app.errors import ConnectorError, NotFound, OrderRejected, PeerError, PluginFailed, StorageUnavailable
+from app.data.sql import PlainStatement
+from app.db import Database
+from app.errors import ConnectorError, NotFound, OrderRejected, PeerError, PluginFailed
 from app.mappers.order_to_mcom import (
     LineAttributePlugin,
     LineAttributePluginFailed,
@@ -70,8 +71,8 @@ CREATE_ORDER = "magento.sales.order_management.create"
 MAX_PAGE = 500
 SYNC_BATCH = 500  # orders queued again per transaction by `orders sync`
 MAX_SYNC_LISTED = 1000  # orders (and skipped ones) named in the answer of a sync; `queued` counts them all
-BUNDLE_RULES_SQL, _ = positional(BUNDLE_RULES)
-EXPORT_NEW_ORDER_SQL, EXPORT_NEW_ORDER_NAMES = positional(EXPORT_NEW_ORDER)
+BUNDLE_RULES_SQL = PlainStatement.of(BUNDLE_RULES)
+EXPORT_NEW_ORDER_SQL = PlainStatement.of(EXPORT_NEW_ORDER)
 
 
 def order_lane(increment_id: str) -> str:
@@ -106,7 +107,7 @@ class InlineSender(Protocol):
 
     async def enabled(self) -> bool: ...
 
-    def leased_message(self, row: Any, lease_until: datetime) -> OutboundMessage: ...
+    def leased_message(self, row: Mapping[str, Any], lease_until: datetime) -> OutboundMessage: ...
 
     async def send_inline(self, message: OutboundMessage) -> Any | PeerError: ...
 
@@ -214,31 +215,27 @@ class OrderService:
     ) -> int | None:
         """The first post of an exportable order in one statement (EXPORT_NEW_ORDER): its export message id, or
         None when the order is stored already (or being stored by a concurrent post) — the general path decides."""
-        values = {
-            "channel": OMS_CHANNEL,
-            "topic": CREATE_ORDER,
-            "external_id": self._export_id(order.increment_id, 0),
-            "lane": order_lane(order.increment_id),
-            "params": json.dumps(params, separators=(",", ":")),
-            "refs": _order_references(params),
-            "now": now,
-            "increment_id": order.increment_id,
-            "entity_id": order.entity_id,
-            "store_id": order.store_id,
-            "status": order.status,
-            "commerce_updated_at": _commerce_time(order.updated_at),
-            "body": text,
-            "path": path,
-        }
+        values = EXPORT_NEW_ORDER_SQL.values(
+            channel=OMS_CHANNEL,
+            topic=CREATE_ORDER,
+            external_id=self._export_id(order.increment_id, 0),
+            lane=order_lane(order.increment_id),
+            params=json.dumps(params, separators=(",", ":")),
+            refs=_order_references(params),
+            now=now,
+            increment_id=order.increment_id,
+            entity_id=order.entity_id,
+            store_id=order.store_id,
+            status=order.status,
+            commerce_updated_at=_commerce_time(order.updated_at),
+            body=text,
+            path=path,
+        )
         try:
-            pool = await self.db.raw_pool()
-            return await pool.fetchval(EXPORT_NEW_ORDER_SQL, *(values[name] for name in EXPORT_NEW_ORDER_NAMES))
+            async with self.db.bus_connection() as connection:  # one self-committing statement
+                return await connection.fetchval(EXPORT_NEW_ORDER_SQL.sql, *values)
         except asyncpg.UniqueViolationError:
             return None
-        except Exception as exc:
-            if is_connection_error(exc):
-                raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}: {exc}") from exc
-            raise
 
     def _export_id(self, increment_id: str, exports: int) -> str:
         """The stable JSON-RPC id of an order's export number ``exports + 1``."""
@@ -284,8 +281,8 @@ class OrderService:
         bundle_skus = [item.sku for item in order.items if item.product_type.lower() == "bundle"]
         if not bundle_skus:
             return {}
-        pool = await self.db.raw_pool()
-        return {row["sku"]: row["rule"] for row in await pool.fetch(BUNDLE_RULES_SQL, bundle_skus)}
+        async with self.db.bus_connection() as connection:
+            return {row["sku"]: row["rule"] for row in await connection.fetch(BUNDLE_RULES_SQL.sql, bundle_skus)}
 
     def _map(self, order: CommerceOrder, document: dict[str, Any], rules: dict[str, str]) -> dict[str, Any]:
         """The create params as JSON-ready data. Raises OrderRejected (names the field) or PluginFailed."""
@@ -344,7 +341,7 @@ class OrderService:
         row = (
             await connection.execute(LEASE_FOR_INLINE_SEND, {"id": message_id, "now": now, "lease_until": lease_until})
         ).one()
-        return self.bus.leased_message(row, lease_until)
+        return self.bus.leased_message(row._mapping, lease_until)
 
     async def _deliver_inline(self, message: OutboundMessage | None) -> OrderDelivery:
         if message is None:

@@ -29,7 +29,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -53,6 +53,7 @@ from app.data.bus import (
     RETRY_INBOUND,
 )
 from app.data.outbox import OMS_CHANNEL, OutboundMessage, Outbox
+from app.data.sql import PlainStatement
 from app.db import Database
 from app.errors import PeerError, PeerRejected, PeerUnavailable, PermanentHandlerError
 from app.logs import log_context, message_fields
@@ -338,14 +339,24 @@ class Bus:
 
     async def send_next_outbound(self, channel: str = "oms") -> int:
         """Lease ready lane heads of ``channel``, deliver them, record the outcomes. Returns how many."""
+        return (await self._send_outbound(channel))[0]
+
+    async def outbound_step(self, channel: str) -> bool:
+        """A sender's step (app/workers/runner.py): ``send_next_outbound``, then whether to claim again at once —
+        the claim was full, or a message it sent had others waiting behind it in its lane (now their head). Else
+        the sender waits for a notification: claiming again would find nothing (one empty claim per message sent,
+        half of an order export's transactions, bench/orders.py)."""
+        return (await self._send_outbound(channel))[1]
+
+    async def _send_outbound(self, channel: str) -> tuple[int, bool]:
         sender = self.senders.get(channel)
         if sender is None or not await self.enabled():
-            return 0
-        messages = await self.claim_outbound(channel, limit=sender.batch_size)
+            return 0, False
+        messages, followed = await self._claim_outbound(channel, limit=sender.batch_size)
         if not messages:
-            return 0
+            return 0, False
         await self._deliver_and_record(sender, messages)
-        return len(messages)
+        return len(messages), followed or len(messages) >= sender.batch_size
 
     async def _deliver_and_record(self, sender: Sender, messages: Sequence[OutboundMessage]) -> list[Any | PeerError]:
         if sender.one_request and len(messages) > 1:
@@ -381,36 +392,34 @@ class Bus:
         worker would: on failure it stays in the outbox (retrying or failed) under the usual rules."""
         return (await self._deliver_and_record(self.senders[message.channel], [message]))[0]
 
-    def leased_message(self, row: Any, lease_until: datetime) -> OutboundMessage:
+    def leased_message(self, row: Mapping[str, Any], lease_until: datetime) -> OutboundMessage:
         return OutboundMessage(
-            id=row.id,
-            topic=row.topic,
-            external_id=row.external_id,
-            lane=row.lane,
-            channel=row.channel,
-            encoded_payload=row.encoded_payload,
-            attempts=row.attempts,
-            first_attempt_at=row.first_attempt_at,
+            id=row["id"],
+            topic=row["topic"],
+            external_id=row["external_id"],
+            lane=row["lane"],
+            channel=row["channel"],
+            encoded_payload=row["encoded_payload"],
+            attempts=row["attempts"],
+            first_attempt_at=row["first_attempt_at"],
             lease_until=lease_until,
-            created_at=row.created_at,
+            created_at=row["created_at"],
         )
 
     async def claim_outbound(self, channel: str, *, limit: int) -> list[OutboundMessage]:
+        return (await self._claim_outbound(channel, limit=limit))[0]
+
+    async def _claim_outbound(self, channel: str, *, limit: int) -> tuple[list[OutboundMessage], bool]:
+        """Leased messages in id order, and whether any of them has others waiting behind it in its lane."""
         now = self.clock.now()
         lease_until = now + timedelta(seconds=self.lease_s)
-        async with self.db.connect() as connection:
-            rows = (
-                await connection.execute(
-                    CLAIM_OUTBOUND,
-                    {
-                        "channel": channel,
-                        "now": now,
-                        "lease_until": lease_until,
-                        "limit": limit,
-                    },
-                )
-            ).all()
-        return [self.leased_message(row, lease_until) for row in sorted(rows, key=lambda r: r.id)]
+        async with self.db.bus_connection() as connection:  # one self-committing statement
+            rows = await connection.fetch(
+                _CLAIM_OUTBOUND.sql,
+                *_CLAIM_OUTBOUND.values(channel=channel, now=now, lease_until=lease_until, limit=limit),
+            )
+        messages = [self.leased_message(row, lease_until) for row in sorted(rows, key=lambda r: r["id"])]
+        return messages, any(row["has_followers"] for row in rows)
 
     async def record_outbound(
         self,
@@ -428,12 +437,28 @@ class Bus:
             for message, record in zip(messages, params, strict=True)
             if message.topic in self.gate_topics and record["status"] == Status.SUCCEEDED.value
         ]
-        async with self.db.connect() as connection:
-            await connection.execute(FINISH_OUTBOUND, params)
-            if gates:  # after the record, in its transaction (RELEASE_WAITING says why a statement of its own)
-                released = (await connection.execute(RELEASE_WAITING, {"ids": gates, "now": now})).scalar_one()
-                if released:
-                    await connection.execute(NOTIFY_BUS)
+        finish = _FINISH_OUTBOUND.values(
+            now=now,
+            ids=[record["id"] for record in params],
+            lease_untils=[record["lease_until"] for record in params],
+            statuses=[record["status"] for record in params],
+            last_errors=[record["last_error"] for record in params],
+            results=[record["result"] for record in params],
+            next_attempt_ats=[record["next_attempt_at"] for record in params],
+            finished=[record["finished"] for record in params],
+            durations_ms=[record["duration_ms"] for record in params],
+        )
+        async with self.db.bus_connection() as connection:
+            if not gates:  # one self-committing statement
+                await connection.execute(_FINISH_OUTBOUND.sql, *finish)
+            else:
+                async with connection.transaction():  # RELEASE_WAITING after the record, in its transaction
+                    await connection.execute(_FINISH_OUTBOUND.sql, *finish)
+                    released = await connection.fetchval(
+                        _RELEASE_WAITING.sql, *_RELEASE_WAITING.values(ids=gates, now=now)
+                    )
+                    if released:
+                        await connection.execute(_NOTIFY_BUS.sql)
         _log_outbound_outcomes(messages, params)
         for message, record in zip(messages, params, strict=True):
             self.metrics.message_attempted(
@@ -521,6 +546,13 @@ class _Redo:
 
 
 _BATCH_HANDLER = -1  # _Failure.index of a failing batch handler
+
+
+# Outbound claims and records go on plain asyncpg (Database.bus_connection).
+_CLAIM_OUTBOUND = PlainStatement.of(CLAIM_OUTBOUND)
+_FINISH_OUTBOUND = PlainStatement.of(FINISH_OUTBOUND)
+_RELEASE_WAITING = PlainStatement.of(RELEASE_WAITING)
+_NOTIFY_BUS = PlainStatement.of(NOTIFY_BUS)
 
 
 _CLAIMABLE = frozenset({Status.QUEUED.value, Status.RETRYING.value})

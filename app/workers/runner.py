@@ -176,8 +176,8 @@ class WorkerPool:
                 await wakeup.wait(backoff)
                 backoff = min(MAX_ERROR_BACKOFF_S, backoff * 2)
                 continue
-            if did_work:
-                wakeup.notify()  # there may be more: bring a sibling in (it goes back to sleep if not)
+            if did_work:  # there may be more (a sender says so only when it may: Bus.outbound_step)
+                wakeup.notify()  # bring a sibling in (it goes back to sleep if there is nothing)
             else:
                 await wakeup.wait(POLL_INTERVAL_S)
 
@@ -207,8 +207,8 @@ class WorkerPool:
             await asyncio.sleep(LISTEN_RECONNECT_S)
 
 
-def _outbound_step(bus: Bus, channel: str) -> Callable[[], Awaitable[int]]:
-    async def step() -> int:
-        return await bus.send_next_outbound(channel)
+def _outbound_step(bus: Bus, channel: str) -> Callable[[], Awaitable[bool]]:
+    async def step() -> bool:
+        return await bus.outbound_step(channel)
 
     return step

@@ -339,6 +339,25 @@ async def test_one_claim_sends_its_lane_heads_at_once_and_records_each_with_its_
     assert [(await row(raw, i))["status"] for i in ids] == ["succeeded", "failed", "succeeded"]
 
 
+async def test_a_sender_claims_again_at_once_only_when_a_lane_has_more_or_its_claim_was_full(runtime, clock, oms, raw):
+    oms.post(OMS_URL).mock(side_effect=answer("ok"))
+    first = await enqueue(runtime, clock, params={"n": 1}, lane="order-1")
+    second = await enqueue(runtime, clock, params={"n": 2}, lane="order-1")
+    await enqueue(runtime, clock, params={"n": 3}, lane="order-2")
+
+    assert await runtime.bus.outbound_step("oms") is True  # order-1 has `second` behind `first`
+    assert (await row(raw, first))["status"] == "succeeded"
+    assert await runtime.bus.outbound_step("oms") is False  # `second` alone in its lane, the claim not full
+    assert (await row(raw, second))["status"] == "succeeded"
+    assert await runtime.bus.outbound_step("oms") is False  # nothing left
+
+    runtime.bus.senders["oms"].batch_size = 2
+    for n in range(3):
+        await enqueue(runtime, clock, params={"n": n}, lane=f"lane-{n}")
+    assert await runtime.bus.outbound_step("oms") is True  # a full claim: there may be more
+    assert await runtime.bus.outbound_step("oms") is False
+
+
 async def test_the_params_go_on_the_wire_as_stored_numbers_included(runtime, clock, oms, raw):
     route = oms.post(OMS_URL).mock(side_effect=answer("ok"))
     message_id = await enqueue(runtime, clock, params={"n": 1})
