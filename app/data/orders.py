@@ -154,15 +154,23 @@ SET_ORDER_EXPORT = text(
 # path takes a transaction of four): the order, its export message (due now) and its lines, all or nothing. Writes
 # nothing — :message_id comes back NULL — when the order is stored already (the general path then locks it and
 # decides); two first posts of one order at once: the second fails on the order number's unique index and takes the
-# general path too. SET_ORDER_EXPORT's columns, from the message's params (parsed once).
+# general path too. SET_ORDER_EXPORT's columns, from the message's params (parsed once). The params were mapped with
+# the sourcing rules :bundle_rules (NULL: none stored) of the bundles :bundle_skus, maybe as a process remembered
+# them: when the stored ones differ, nothing is written and ``rules_changed`` says so (the caller maps again).
 EXPORT_NEW_ORDER = text(
     """
-    WITH queued AS (
+    WITH rules AS (
+        SELECT EXISTS (SELECT 1 FROM unnest(CAST(:bundle_skus AS text[]), CAST(:bundle_rules AS text[])) AS b(sku, rule)
+                         LEFT JOIN bundle_sourcing_rule r ON r.sku = b.sku
+                        WHERE r.rule IS DISTINCT FROM b.rule) AS changed
+    ),
+    queued AS (
         INSERT INTO message (direction, channel, topic, external_id, lane, payload, headers, refs, status,
                              next_attempt_at, created_at)
         SELECT CAST('out' AS message_direction), :channel, :topic, :external_id, :lane, CAST(:params AS jsonb),
                '{}'::jsonb, CAST(:refs AS text[]), CAST('queued' AS message_status), :now, :now
          WHERE NOT EXISTS (SELECT 1 FROM sales_order WHERE increment_id = :increment_id)
+           AND NOT (SELECT changed FROM rules)
         RETURNING id, payload
     ),
     stored AS (
@@ -180,7 +188,7 @@ EXPORT_NEW_ORDER = text(
                line ->> 'sku', line ->> 'product_type', CAST(line -> 'amount' ->> 'gross_amount' AS numeric)
           FROM stored, queued, jsonb_array_elements(queued.payload -> 'order' -> 'lines') AS line
     )
-    SELECT (SELECT id FROM queued) AS message_id
+    SELECT (SELECT id FROM queued) AS message_id, (SELECT changed FROM rules) AS rules_changed
     """
 )
 

@@ -19,12 +19,15 @@ def wire_number(value: Decimal) -> float:
     return number
 
 
+_LEAVES = frozenset({str, int, float, bool, type(None)})  # left as they are, without a call per value
+
+
 def jsonable(value: Any) -> Any:
     """``value`` with every Decimal replaced by its exact JSON number (dicts and lists walked)."""
     if isinstance(value, Decimal):
         return wire_number(value)
     if isinstance(value, dict):
-        return {key: jsonable(item) for key, item in value.items()}
+        return {key: item if type(item) in _LEAVES else jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
+        return [item if type(item) in _LEAVES else jsonable(item) for item in value]
     return value

@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 CREATE_ORDER = "magento.sales.order_management.create"
 MAX_PAGE = 500
 SYNC_BATCH = 500  # orders queued again per transaction by `orders sync`
+MAX_CACHED_RULES = 10_000  # bundle SKUs whose sourcing rule a process remembers (then it forgets them all)
 MAX_SYNC_LISTED = 1000  # orders (and skipped ones) named in the answer of a sync; `queued` counts them all
 BUNDLE_RULES_SQL = PlainStatement.of(BUNDLE_RULES)
 EXPORT_NEW_ORDER_SQL = PlainStatement.of(EXPORT_NEW_ORDER)
@@ -136,6 +137,7 @@ class OrderService:
         self.settings = settings
         self.bus = bus
         self.plugins = plugins or []
+        self._rules_cache: dict[str, str | None] = {}  # bundle SKU → its stored rule (None: the default), last read
 
     # --- POST /orders ----------------------------------------------------------------------------------------
     async def accept(self, body: bytes) -> tuple[OrderExportAnswer, int]:
@@ -148,17 +150,20 @@ class OrderService:
         # Mapped before the transaction: the CPU work must not hold a connection and the order's row lock. An
         # order that cannot be mapped is refused below, unless it was exported before (the store then only tells
         # us something new about an order the OMS already has).
-        mapped: dict[str, Any] | None = None
-        refusal: ConnectorError | None = None
-        try:
-            mapped = self._map(order, parsed.document, await self._bundle_rules(order))
-        except (OrderRejected, PluginFailed) as exc:
-            refusal = exc
+        # The first post of an exportable order (async mode) is one statement, which also checks that the bundle
+        # rules it was mapped with are still the stored ones (so they may come from this process's cache).
+        first_post = not sync and order.status in self.settings.oms_export_statuses
+        rules = self._cached_rules(order) if first_post else None
+        if rules is None:
+            rules = await self._bundle_rules(order)
+        mapped, refusal = self._try_map(order, parsed.document, rules)
         now = self.clock.now()
-        if not sync and mapped is not None and order.status in self.settings.oms_export_statuses:
-            message_id = await self._export_new(order, text, path, mapped, now)
+        if first_post and mapped is not None:
+            message_id, rules_changed = await self._export_new(order, text, path, mapped, rules, now)
             if message_id is not None:  # the usual case: a new order, queued now
                 return self._queued(order.increment_id, message_id), 202
+            if rules_changed:  # an operator changed a rule (here or on another replica): map with the stored ones
+                mapped, refusal = self._try_map(order, parsed.document, await self._bundle_rules(order))
         leased: OutboundMessage | None = None
         message_id = None
         async with self.db.connect() as connection:
@@ -211,11 +216,22 @@ class OrderService:
         )
 
     async def _export_new(
-        self, order: CommerceOrder, text: str, path: list[str], params: dict[str, Any], now: datetime
-    ) -> int | None:
-        """The first post of an exportable order in one statement (EXPORT_NEW_ORDER): its export message id, or
-        None when the order is stored already (or being stored by a concurrent post) — the general path decides."""
+        self,
+        order: CommerceOrder,
+        text: str,
+        path: list[str],
+        params: dict[str, Any],
+        rules: dict[str, str],
+        now: datetime,
+    ) -> tuple[int | None, bool]:
+        """The first post of an exportable order in one statement (EXPORT_NEW_ORDER), mapped with bundle ``rules``:
+        its export message id, or None when the order is stored already (or being stored by a concurrent post) or
+        the stored rules of its bundles are not ``rules`` (then the second value is True) — the general path
+        decides."""
+        bundle_skus = _bundle_skus(order)
         values = EXPORT_NEW_ORDER_SQL.values(
+            bundle_skus=bundle_skus,
+            bundle_rules=[rules.get(sku) for sku in bundle_skus],
             channel=OMS_CHANNEL,
             topic=CREATE_ORDER,
             external_id=self._export_id(order.increment_id, 0),
@@ -233,9 +249,11 @@ class OrderService:
         )
         try:
             async with self.db.bus_connection() as connection:  # one self-committing statement
-                return await connection.fetchval(EXPORT_NEW_ORDER_SQL.sql, *values)
+                row = await connection.fetchrow(EXPORT_NEW_ORDER_SQL.sql, *values)
         except asyncpg.UniqueViolationError:
-            return None
+            return None, False
+        assert row is not None
+        return row["message_id"], row["rules_changed"]
 
     def _export_id(self, increment_id: str, exports: int) -> str:
         """The stable JSON-RPC id of an order's export number ``exports + 1``."""
@@ -278,11 +296,36 @@ class OrderService:
         return StoredOrder(id=row.id, status=status, export_message_id=row.export_message_id, exports=row.exports)
 
     async def _bundle_rules(self, order: CommerceOrder) -> dict[str, str]:
-        bundle_skus = [item.sku for item in order.items if item.product_type.lower() == "bundle"]
+        """The stored sourcing rules of the order's bundles (a bundle without one is absent); kept in the cache."""
+        bundle_skus = _bundle_skus(order)
         if not bundle_skus:
             return {}
         async with self.db.bus_connection() as connection:
-            return {row["sku"]: row["rule"] for row in await connection.fetch(BUNDLE_RULES_SQL.sql, bundle_skus)}
+            rules = {row["sku"]: row["rule"] for row in await connection.fetch(BUNDLE_RULES_SQL.sql, bundle_skus)}
+        if len(self._rules_cache) + len(bundle_skus) > MAX_CACHED_RULES:
+            self._rules_cache.clear()
+        self._rules_cache.update({sku: rules.get(sku) for sku in bundle_skus})
+        return rules
+
+    def _cached_rules(self, order: CommerceOrder) -> dict[str, str] | None:
+        """The order's bundle rules as this process last read them, or None if it has not read them all. Only for
+        EXPORT_NEW_ORDER, which checks them against the stored ones."""
+        cached: dict[str, str] = {}
+        for sku in _bundle_skus(order):
+            if sku not in self._rules_cache:
+                return None
+            if (rule := self._rules_cache[sku]) is not None:
+                cached[sku] = rule
+        return cached
+
+    def _try_map(
+        self, order: CommerceOrder, document: dict[str, Any], rules: dict[str, str]
+    ) -> tuple[dict[str, Any] | None, ConnectorError | None]:
+        """``_map``, with a refusal returned instead of raised (it only counts for an order not exported before)."""
+        try:
+            return self._map(order, document, rules), None
+        except (OrderRejected, PluginFailed) as exc:
+            return None, exc
 
     def _map(self, order: CommerceOrder, document: dict[str, Any], rules: dict[str, str]) -> dict[str, Any]:
         """The create params as JSON-ready data. Raises OrderRejected (names the field) or PluginFailed."""
@@ -500,7 +543,12 @@ class OrderService:
         )
         async with self.db.connect() as connection:
             await connection.execute(statement)
+        self._rules_cache.pop(sku, None)  # read again by the next order (other processes find out on their own)
         return SourcingRuleView(sku=sku, rule=rule, source="bundle", updated_at=now)
+
+
+def _bundle_skus(order: CommerceOrder) -> list[str]:
+    return sorted({item.sku for item in order.items if item.product_type.lower() == "bundle"})
 
 
 def _order_references(params: dict[str, Any]) -> list[str]:

@@ -432,6 +432,31 @@ async def test_a_bundle_sourcing_rule_set_by_an_operator_is_sent_on_the_bundle_l
     assert rules["MAT-01"]["sourcing_rule"] == "SHIP_SEPARATELY" and rules["STRAP-02"]["bundle_sku"] == "KIT-YOGA"
 
 
+async def test_a_rule_changed_by_another_replica_is_used_by_the_next_order_though_this_process_remembered_the_old(
+    client: httpx.AsyncClient, raw: asyncpg.Connection
+) -> None:
+    def sourcing_rules(payload: str) -> dict[str, str]:
+        lines = json.loads(payload)["order"]["lines"]
+        attributes = {
+            line["sku"]: {a["attribute_code"]: a["value"] for a in line["custom_attributes"]} for line in lines
+        }
+        return {sku: found["sourcing_rule"] for sku, found in attributes.items() if "sourcing_rule" in found}
+
+    items = bundle(3001, "KIT-YOGA", [Selection(3002, "MAT-01", "90.00"), Selection(3003, "STRAP-02", "24.00")])
+    assert (await post_order(client, commerce_order(increment_id="501", items=items))).status_code == 202  # remembered
+    # Another replica's operator sets a rule: this process still remembers "no rule" for KIT-YOGA.
+    await raw.execute(
+        "INSERT INTO bundle_sourcing_rule (sku, rule, updated_at) VALUES ('KIT-YOGA', 'SHIP_SEPARATELY', now())"
+    )
+    assert (await post_order(client, commerce_order(increment_id="502", items=items))).status_code == 202
+    first, second = await export_messages(raw)
+    assert set(sourcing_rules(first["payload"]).values()) == {"SHIP_TOGETHER"}
+    assert set(sourcing_rules(second["payload"]).values()) == {"SHIP_SEPARATELY"}
+    assert await raw.fetchval(
+        "SELECT count(*) FROM order_line WHERE order_id = (SELECT id FROM sales_order WHERE increment_id = '502')"
+    ) == len(json.loads(second["payload"])["order"]["lines"])
+
+
 async def test_orders_sync_reports_an_order_it_can_no_longer_map_and_queues_the_others(
     client: httpx.AsyncClient, runtime: Runtime, raw: asyncpg.Connection
 ) -> None:
