@@ -359,15 +359,29 @@ class Bus:
         return len(messages), followed or len(messages) >= sender.batch_size
 
     async def _deliver_and_record(self, sender: Sender, messages: Sequence[OutboundMessage]) -> list[Any | PeerError]:
+        batches: list[Sequence[OutboundMessage]]
+        results: list[tuple[list[Any | PeerError], int] | BaseException]
         if sender.one_request and len(messages) > 1:
             with log_context(message_count=len(messages)):
-                delivered = [await self._deliver(sender, messages)]
+                batches, results = [messages], [await self._deliver(sender, messages)]
         else:  # each message on its own (its context on every line it logs), concurrently
-            delivered = await asyncio.gather(*(self._deliver_one(sender, message) for message in messages))
-        outcomes = [outcome for outcomes, _ in delivered for outcome in outcomes]
-        durations_ms = [duration_ms for outcomes, duration_ms in delivered for _ in outcomes]
-        # Shielded: once the peer has answered, a shutdown must not turn a delivered message into a resend.
-        await asyncio.shield(self.record_outbound(messages, outcomes, durations_ms))
+            batches = [[message] for message in messages]
+            results = list(
+                await asyncio.gather(*(self._deliver_one(sender, m) for m in messages), return_exceptions=True)
+            )
+        # A delivery that raised (not a PeerError: a bug) leaves its message unrecorded — its lease expires and it is
+        # sent again with the same id, as after a crash — but not the others, which the peer has answered.
+        answered = [
+            (batch, result) for batch, result in zip(batches, results, strict=True) if isinstance(result, tuple)
+        ]
+        recorded = [message for batch, _ in answered for message in batch]
+        outcomes = [outcome for _, (batch_outcomes, _) in answered for outcome in batch_outcomes]
+        durations_ms = [duration for _, (batch_outcomes, duration) in answered for _ in batch_outcomes]
+        if recorded:  # shielded: once the peer has answered, a shutdown must not turn a delivery into a resend
+            await asyncio.shield(self.record_outbound(recorded, outcomes, durations_ms))
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         return outcomes
 
     async def _deliver_one(self, sender: Sender, message: OutboundMessage) -> tuple[list[Any | PeerError], int]:

@@ -358,6 +358,27 @@ async def test_a_sender_claims_again_at_once_only_when_a_lane_has_more_or_its_cl
     assert await runtime.bus.outbound_step("oms") is False
 
 
+async def test_a_delivery_that_raises_leaves_its_message_leased_and_the_others_recorded(runtime, clock, oms, raw):
+    class BuggySender:
+        batch_size = 4
+        one_request = False
+
+        async def deliver(self, messages):
+            if messages[0].payload["n"] == 2:
+                raise RuntimeError("a bug in the sender")
+            return ["ok"]
+
+    runtime.bus.senders["oms"] = BuggySender()
+    ids = [await enqueue(runtime, clock, params={"n": n}, lane=f"lane-{n}") for n in (1, 2, 3)]
+
+    with pytest.raises(RuntimeError, match="a bug in the sender"):
+        await runtime.bus.send_next_outbound("oms")
+
+    stored = [await row(raw, message_id) for message_id in ids]
+    assert [r["status"] for r in stored] == ["succeeded", "processing", "succeeded"]
+    assert stored[1]["lease_until"] is not None  # it expires, and the message is sent again with the same id
+
+
 async def test_the_params_go_on_the_wire_as_stored_numbers_included(runtime, clock, oms, raw):
     route = oms.post(OMS_URL).mock(side_effect=answer("ok"))
     message_id = await enqueue(runtime, clock, params={"n": 1})
