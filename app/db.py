@@ -160,10 +160,8 @@ class Database:
             pool_recycle=1800,
         )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._raw_pool: asyncpg.Pool | None = None
-        self._raw_pool_lock = asyncio.Lock()
-        self._bus_pool: asyncpg.Pool | None = None
-        self._bus_pool_lock = asyncio.Lock()
+        self._ingest_pool = _PlainPool(url.libpq, RAW_POOL_SIZE)
+        self._bus_pool = _PlainPool(url.libpq, BUS_POOL_SIZE)
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
@@ -183,34 +181,15 @@ class Database:
 
     async def raw_pool(self) -> asyncpg.Pool:
         """Plain asyncpg connections for the hottest path (webhook ingest), where SQLAlchemy's per-checkout
-        round trips (ping, BEGIN, COMMIT) cost more than the work. Created on first use, so a database that is
-        down at start-up does not stop the service."""
-        if self._raw_pool is None:
-            async with self._raw_pool_lock:
-                if self._raw_pool is None:
-                    try:
-                        self._raw_pool = await asyncpg.create_pool(
-                            self.url.libpq, min_size=1, max_size=RAW_POOL_SIZE, timeout=10, reset=_keep_session
-                        )
-                    except CONNECTION_ERRORS as exc:
-                        raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}: {exc}") from exc
-        return self._raw_pool
+        round trips (ping, BEGIN, COMMIT) cost more than the work."""
+        return await self._ingest_pool.get()
 
     async def bus_pool(self) -> asyncpg.Pool:
         """Plain asyncpg connections for the bus's outbound claims and records and a new order's export (with its
         bundles' rules): each a statement or two, where SQLAlchemy's checkout, BEGIN and COMMIT cost as much again
         (bench/orders.py). Apart from the ingest writer's pool, whose size sets how many group commits are in
         flight."""
-        if self._bus_pool is None:
-            async with self._bus_pool_lock:
-                if self._bus_pool is None:
-                    try:
-                        self._bus_pool = await asyncpg.create_pool(
-                            self.url.libpq, min_size=1, max_size=BUS_POOL_SIZE, timeout=10, reset=_keep_session
-                        )
-                    except CONNECTION_ERRORS as exc:
-                        raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}: {exc}") from exc
-        return self._bus_pool
+        return await self._bus_pool.get()
 
     @asynccontextmanager
     async def bus_connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -232,11 +211,37 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        for pool in (self._raw_pool, self._bus_pool):
-            if pool is not None:
-                await pool.close()
-        self._raw_pool = self._bus_pool = None
+        await self._ingest_pool.close()
+        await self._bus_pool.close()
         await self.engine.dispose()
+
+
+class _PlainPool:
+    """A pool of plain asyncpg connections, created on first use (a database that is down at start-up does not stop
+    the service)."""
+
+    def __init__(self, dsn: str, size: int) -> None:
+        self._dsn = dsn
+        self._size = size
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    try:
+                        self._pool = await asyncpg.create_pool(
+                            self._dsn, min_size=1, max_size=self._size, timeout=10, reset=_keep_session
+                        )
+                    except CONNECTION_ERRORS as exc:
+                        raise StorageUnavailable(f"database unreachable: {exc.__class__.__name__}: {exc}") from exc
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
 
 
 async def _keep_session(connection: asyncpg.Connection) -> None:

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+# The timestamp filter of every stock upsert below: a row is written unless the stored one was set by a newer
+# message (equal ⇒ written again: a replay is harmless); RETURNING 1 per row written.
+_WRITE_IF_NOT_OLDER = """ON CONFLICT (sku, aggregate_id) DO UPDATE
+           SET quantity = excluded.quantity, unlimited = excluded.unlimited, source_ts = excluded.source_ts,
+               message_id = excluded.message_id, updated_at = excluded.updated_at
+         WHERE stock.source_ts <= excluded.source_ts
+        RETURNING 1"""
+
 # Stock: apply one message's rows with the timestamp filter (ARCHITECTURE §5), in one statement. A SKU's row is
 # written only if the message is not older than the message that last set it (equal ⇒ applied again: idempotent).
 # Rows arrive sorted by SKU so concurrent writers lock them in the same order (no deadlock). Returns how many
 # rows were written; the others were stale.
 APPLY_STOCK = text(
-    """
+    f"""
     WITH written AS (
         INSERT INTO stock (sku, aggregate_id, quantity, unlimited, source_ts, message_id, updated_at)
         SELECT t.sku, :aggregate_id, t.quantity, t.unlimited, :source_ts, :message_id, :now
@@ -18,11 +26,7 @@ APPLY_STOCK = text(
                       CAST(:unlimited AS boolean[]))
                AS t(sku, quantity, unlimited)
          ORDER BY t.sku
-        ON CONFLICT (sku, aggregate_id) DO UPDATE
-           SET quantity = excluded.quantity, unlimited = excluded.unlimited, source_ts = excluded.source_ts,
-               message_id = excluded.message_id, updated_at = excluded.updated_at
-         WHERE stock.source_ts <= excluded.source_ts
-        RETURNING 1
+        {_WRITE_IF_NOT_OLDER}
     )
     SELECT count(*) FROM written
     """
@@ -48,7 +52,7 @@ STOCK_HEADER = text(
 # first other row comes back: the handler then reads the message in Python, which names any bad field. A repeated
 # SKU: the last row wins. (A message the inbox marked plain is applied by APPLY_PLAIN_STOCK_FROM_MESSAGE instead.)
 APPLY_STOCK_FROM_MESSAGE = text(
-    r"""
+    rf"""
     WITH rows AS MATERIALIZED (
         SELECT e.ord, e.r->>'sku' AS sku, e.r->>'quantity' AS quantity,
                COALESCE(e.r->'unlimited' = 'true'::jsonb, false) AS unlimited,
@@ -57,7 +61,7 @@ APPLY_STOCK_FROM_MESSAGE = text(
                         AND length(e.r->>'sku') <= 200
                         AND (e.r->>'sku') ~ '^[!-~](.*[!-~])?$'
                         AND jsonb_typeof(e.r->'quantity') IN ('string', 'number')
-                        AND (e.r->>'quantity') ~ '^[0-9]{1,15}(\.[0-9]{1,4})?$'
+                        AND (e.r->>'quantity') ~ '^[0-9]{{1,15}}(\.[0-9]{{1,4}})?$'
                         AND COALESCE(jsonb_typeof(e.r->'unlimited'), 'boolean') = 'boolean', false) AS plain
           FROM message m, jsonb_array_elements(m.payload->'snapshot'->'stock') WITH ORDINALITY AS e(r, ord)
          WHERE m.id = :message_id
@@ -73,11 +77,7 @@ APPLY_STOCK_FROM_MESSAGE = text(
         SELECT sku, :aggregate_id, CAST(quantity AS numeric), unlimited, :source_ts, :message_id, :now
           FROM latest
          ORDER BY sku
-        ON CONFLICT (sku, aggregate_id) DO UPDATE
-           SET quantity = excluded.quantity, unlimited = excluded.unlimited, source_ts = excluded.source_ts,
-               message_id = excluded.message_id, updated_at = excluded.updated_at
-         WHERE stock.source_ts <= excluded.source_ts
-        RETURNING 1
+        {_WRITE_IF_NOT_OLDER}
     )
     SELECT (SELECT position FROM irregular) AS first_irregular, (SELECT count(*) FROM rows) AS rows,
            (SELECT count(*) FROM latest) AS skus, (SELECT count(*) FROM written) AS applied
@@ -89,7 +89,7 @@ APPLY_STOCK_FROM_MESSAGE = text(
 # checked again nor de-duplicated: the statement is APPLY_STOCK's, reading the stored payload instead of arrays.
 # Returns how many rows were written; the others were stale.
 APPLY_PLAIN_STOCK_FROM_MESSAGE = text(
-    """
+    f"""
     WITH written AS (
         INSERT INTO stock (sku, aggregate_id, quantity, unlimited, source_ts, message_id, updated_at)
         SELECT e.r->>'sku', :aggregate_id, CAST(e.r->>'quantity' AS numeric),
@@ -97,11 +97,7 @@ APPLY_PLAIN_STOCK_FROM_MESSAGE = text(
           FROM message m, jsonb_array_elements(m.payload->'snapshot'->'stock') AS e(r)
          WHERE m.id = :message_id
          ORDER BY e.r->>'sku'
-        ON CONFLICT (sku, aggregate_id) DO UPDATE
-           SET quantity = excluded.quantity, unlimited = excluded.unlimited, source_ts = excluded.source_ts,
-               message_id = excluded.message_id, updated_at = excluded.updated_at
-         WHERE stock.source_ts <= excluded.source_ts
-        RETURNING 1
+        {_WRITE_IF_NOT_OLDER}
     )
     SELECT count(*) FROM written
     """
@@ -170,7 +166,7 @@ STOCK_RESET_SKUS = text(
 # row of the batch for its SKU and aggregate; the last row that passed is what stays, exactly what the messages
 # applied in turn would leave. Returns, per message with rows, how many of them passed (its ``applied``).
 APPLY_STOCK_BATCH = text(
-    """
+    f"""
     WITH rows AS MATERIALIZED (
         SELECT * FROM unnest(CAST(:message_ids AS bigint[]), CAST(:aggregate_ids AS text[]),
                              CAST(:source_ts AS timestamptz[]), CAST(:skus AS text[]),
@@ -192,11 +188,7 @@ APPLY_STOCK_BATCH = text(
         SELECT sku, aggregate_id, quantity, unlimited, source_ts, message_id, :now
           FROM latest
          ORDER BY sku, aggregate_id
-        ON CONFLICT (sku, aggregate_id) DO UPDATE
-           SET quantity = excluded.quantity, unlimited = excluded.unlimited, source_ts = excluded.source_ts,
-               message_id = excluded.message_id, updated_at = excluded.updated_at
-         WHERE stock.source_ts <= excluded.source_ts
-        RETURNING 1
+        {_WRITE_IF_NOT_OLDER}
     )
     SELECT message_id, count(*) FILTER (WHERE applied) AS applied, (SELECT count(*) FROM written) AS written
       FROM judged GROUP BY message_id

@@ -3,9 +3,6 @@ rows hold, both ways end in the same stock, the same journal summary, or the sam
 
 from __future__ import annotations
 
-import json
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -13,13 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.errors import PermanentHandlerError
-from app.protocol.stock import STOCK_UPDATED
 from app.runtime import Runtime
 from app.workers.handlers import stock as stock_handler
-from app.workers.registry import HandlerContext, InboundMessage
+from tests.support.stock_messages import apply_stored
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ABSENT = object()
 
 # What peers may send in one field, edge cases first (each drawn as often as any other).
@@ -94,39 +88,8 @@ def any_row(draw: st.DrawFn) -> Any:
 
 
 async def run(runtime: Runtime, raw: asyncpg.Connection, rows: list[Any], *, in_postgres: bool) -> tuple[Any, Any]:
-    aggregate = f"X-{uuid.uuid4().hex[:8]}"
-    params = {"snapshot": {"aggregate_id": aggregate, "mode": "DELTA", "created_on": "2026-01-01 00:00:00"}}
-    params["snapshot"]["stock"] = rows
-    message_id, stored = await raw.fetchrow(
-        "INSERT INTO message (direction, channel, topic, external_id, lane, payload, status, next_attempt_at,"
-        " created_at) VALUES ('in', 'oms', $1, $2, $2, $3::jsonb, 'succeeded', now(), now()) RETURNING id, payload",
-        STOCK_UPDATED,
-        aggregate,
-        json.dumps(params),
-    )
-    message = InboundMessage(
-        id=message_id,
-        topic=STOCK_UPDATED,
-        external_id=aggregate,
-        lane=aggregate,
-        channel="oms",
-        payload=None if in_postgres else json.loads(stored),  # as the claim would have read it
-        attempts=0,
-        received_at=T0,
-    )
-    try:
-        async with runtime.db.connect() as connection:
-            context = HandlerContext(
-                connection=connection, outbox=runtime.bus.outbox, settings=runtime.settings, now=T0
-            )
-            summary = await stock_handler.handle(context, message)
-    except PermanentHandlerError as exc:
-        return ("refused", str(exc)), None
-    summary.pop("aggregate_id")
-    stock = await raw.fetch(
-        "SELECT sku, quantity, unlimited FROM stock WHERE aggregate_id = $1 ORDER BY sku", aggregate
-    )
-    return ("applied", summary), [tuple(r) for r in stock]
+    """A DELTA of ``rows`` stored without the webhook's mark (its rows checked in SQL when applied in PostgreSQL)."""
+    return await apply_stored(runtime, raw, rows, headers={}, in_postgres=in_postgres, mode="DELTA")
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
