@@ -128,10 +128,16 @@ UPDATE_ORDER = text(
     """
 )
 
+# An order line as the OMS will know it, from one element ``line`` of the create params' lines (what shipments,
+# returns and refunds name): its id, number, Adobe Commerce item (none for SHIPPING), SKU, product type and gross.
+_ORDER_LINE_COLUMNS = """line ->> 'id', CAST(line ->> 'line_number' AS int),
+           CASE WHEN line ->> 'product_type' <> 'SHIPPING' THEN substring(line ->> 'id' from '^(.*)-[0-9]+$') END,
+           line ->> 'sku', line ->> 'product_type', CAST(line -> 'amount' ->> 'gross_amount' AS numeric)"""
+
 # An export queued: the create params as queued (copied from the message: no second trip of the JSON), the message
 # that carries them, and the order's lines as the OMS will know them (what shipments, returns and refunds name).
 SET_ORDER_EXPORT = text(
-    """
+    f"""
     WITH params AS (SELECT payload FROM message WHERE id = :message_id),
     exported AS (
         UPDATE sales_order
@@ -140,9 +146,7 @@ SET_ORDER_EXPORT = text(
          WHERE id = :id
     )
     INSERT INTO order_line (order_id, line_id, line_number, item_id, sku, product_type, gross)
-    SELECT :id, line ->> 'id', CAST(line ->> 'line_number' AS int),
-           CASE WHEN line ->> 'product_type' <> 'SHIPPING' THEN substring(line ->> 'id' from '^(.*)-[0-9]+$') END,
-           line ->> 'sku', line ->> 'product_type', CAST(line -> 'amount' ->> 'gross_amount' AS numeric)
+    SELECT :id, {_ORDER_LINE_COLUMNS}
       FROM params, jsonb_array_elements(params.payload -> 'order' -> 'lines') AS line
     ON CONFLICT (order_id, line_id) DO UPDATE
        SET line_number = excluded.line_number, item_id = excluded.item_id, sku = excluded.sku,
@@ -158,7 +162,7 @@ SET_ORDER_EXPORT = text(
 # the sourcing rules :bundle_rules (NULL: none stored) of the bundles :bundle_skus, maybe as a process remembered
 # them: when the stored ones differ, nothing is written and ``rules_changed`` says so (the caller maps again).
 EXPORT_NEW_ORDER = text(
-    """
+    f"""
     WITH rules AS (
         SELECT EXISTS (SELECT 1 FROM unnest(CAST(:bundle_skus AS text[]), CAST(:bundle_rules AS text[])) AS b(sku, rule)
                          LEFT JOIN bundle_sourcing_rule r ON r.sku = b.sku
@@ -168,7 +172,7 @@ EXPORT_NEW_ORDER = text(
         INSERT INTO message (direction, channel, topic, external_id, lane, payload, headers, refs, status,
                              next_attempt_at, created_at)
         SELECT CAST('out' AS message_direction), :channel, :topic, :external_id, :lane, CAST(:params AS jsonb),
-               '{}'::jsonb, CAST(:refs AS text[]), CAST('queued' AS message_status), :now, :now
+               '{{}}'::jsonb, CAST(:refs AS text[]), CAST('queued' AS message_status), :now, :now
          WHERE NOT EXISTS (SELECT 1 FROM sales_order WHERE increment_id = :increment_id)
            AND NOT (SELECT changed FROM rules)
         RETURNING id, payload
@@ -183,9 +187,7 @@ EXPORT_NEW_ORDER = text(
     ),
     lines AS (
         INSERT INTO order_line (order_id, line_id, line_number, item_id, sku, product_type, gross)
-        SELECT stored.id, line ->> 'id', CAST(line ->> 'line_number' AS int),
-               CASE WHEN line ->> 'product_type' <> 'SHIPPING' THEN substring(line ->> 'id' from '^(.*)-[0-9]+$') END,
-               line ->> 'sku', line ->> 'product_type', CAST(line -> 'amount' ->> 'gross_amount' AS numeric)
+        SELECT stored.id, {_ORDER_LINE_COLUMNS}
           FROM stored, queued, jsonb_array_elements(queued.payload -> 'order' -> 'lines') AS line
     )
     SELECT (SELECT id FROM queued) AS message_id, (SELECT changed FROM rules) AS rules_changed

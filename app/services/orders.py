@@ -147,11 +147,11 @@ class OrderService:
         path = ["data", "value"] if parsed.wrapped else []
         sync = self.settings.oms_order_export_mode == "sync"
         inline = sync and self.bus.can_send(OMS_CHANNEL) and await self.bus.enabled()
-        # Mapped before the transaction: the CPU work must not hold a connection and the order's row lock. An
-        # order that cannot be mapped is refused below, unless it was exported before (the store then only tells
-        # us something new about an order the OMS already has).
-        # The first post of an exportable order (async mode) is one statement, which also checks that the bundle
-        # rules it was mapped with are still the stored ones (so they may come from this process's cache).
+        # Mapped before any statement: the CPU work must not hold a connection and the order's row lock. An order
+        # that cannot be mapped is refused below, unless it was exported before (the store then only tells us
+        # something new about an order the OMS already has). The first post of an exportable order (async mode) is
+        # one statement, which also checks that the bundle rules it was mapped with are still the stored ones (so
+        # they may come from this process's cache); anything else takes the locked path below.
         first_post = not sync and order.status in self.settings.oms_export_statuses
         rules = self._cached_rules(order) if first_post else None
         if rules is None:
