@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve worker migrate test lint fmt bench bench-stock bench-orders bench-lifecycle bench-catalog bench-prune bench-console clean
+.PHONY: install serve worker migrate test lint fmt bench bench-stock bench-orders bench-lifecycle bench-catalog bench-prune bench-console bench-order-pull clean
 
 install: $(STAMP)
 
@@ -54,8 +54,11 @@ bench-lifecycle: install ## the order-lifecycle (shipments end to end) benchmark
 bench-catalog: install ## the full catalog export benchmark alone (1M products: long)
 	$(BIN)/python bench/catalog.py $(ARGS)
 
-bench-prune: install   ## the journal prune benchmark alone (5M old messages: ~10 minutes)
+bench-prune: install   ## the journal prune benchmark alone (5M old messages: ~15 minutes, then until autovacuum is done, 30 at most)
 	$(BIN)/python bench/prune.py $(ARGS)
+
+bench-order-pull: install ## orders pulled from a stub Adobe Commerce against the same orders posted
+	$(BIN)/python bench/order_pull.py $(ARGS)
 
 bench-console: install ## the console's pages against their JSON API twins (5M messages, 1M orders: ~15 minutes)
 	$(BIN)/python bench/console.py $(ARGS)

@@ -1,4 +1,4 @@
-"""The `oms-connector` command: serve, worker, migrate, register, unregister, stock reset, orders sync,
+"""The `oms-connector` command: serve, worker, migrate, register, unregister, stock reset, orders sync, orders pull,
 catalog-export, journal, report processing."""
 
 from __future__ import annotations
@@ -310,6 +310,46 @@ def orders_sync(
     typer.echo(f"orders sync: queued {result.queued} orders for export" + (f": {numbers}" if numbers else ""))
     for skipped in result.skipped:
         typer.echo(f"  not queued: {skipped['increment_id']}: {skipped['reason']}", err=True)
+
+
+@orders_cli.command("pull")
+def orders_pull(
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            parser=lambda value: _when(value),  # (defined with the journal's options below)
+            metavar="TIME",
+            help="Read every order updated since this time (ISO 8601; UTC if bare), e.g. 2026-01-01T00:00:00Z; "
+            "default: from the cursor",
+        ),
+    ] = None,
+) -> None:
+    """Pull orders from Adobe Commerce now, as the workers do every ADOBE_COMMERCE_ORDER_POLL_S (waiting for a poll
+    under way): the orders updated since the cursor (or --since, a backfill), until caught up; each is stored and
+    exported as POST /orders would. The cursor moves forward only."""
+    result = _run_once(_settings(), "orders pull", lambda runtime: _pull(runtime, since))
+    read = "nothing read"
+    if result.since is not None:
+        read = (
+            f"{result.read} orders read in {result.pages} pages since {result.since:%Y-%m-%d %H:%M:%S} UTC: "
+            f"{result.new} new, {result.changed} changed, {result.unchanged} unchanged, {result.rejected} refused; "
+            f"{result.exported} exported, {result.held} held"
+        )
+    cursor = f"{result.cursor.describe()} (updated_at UTC #entity_id)" if result.cursor else "none"
+    typer.echo(f"orders pull: {read}; cursor {cursor}")
+    for refused in result.refused:
+        typer.echo(f"  refused: {refused['increment_id'] or '(no number)'}: {refused['reason']}", err=True)
+    if result.error is not None:
+        typer.echo(f"oms-connector: orders pull failed: {result.error}", err=True)
+        raise typer.Exit(1)
+
+
+async def _pull(runtime: Any, since: datetime | None) -> Any:
+    try:
+        return await runtime.order_pull.pull(since)
+    finally:
+        if runtime.commerce is not None:
+            await runtime.commerce.aclose()
 
 
 catalog_export_cli = typer.Typer(help="Full catalog export to the OMS (the seed's oms:catalog-export:*).")

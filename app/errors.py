@@ -19,6 +19,7 @@
     ├── PeerError                       a call to the OMS (or another peer) did not succeed
     │   ├── PeerUnavailable             timeout, connection error, 5xx, 429 (retryable; may carry Retry-After)
     │   └── PeerRejected                4xx or a JSON-RPC error: the peer said no (not retryable)
+    │       └── AnswerTooLarge              the peer's answer is larger than the connector reads
     ├── OperatorActionRefused           e.g. retrying a message that succeeded
     ├── NotConfigured                   the action needs a setting that is not set
     ├── PluginFailed                    an installed extension (line-attribute plugin) failed (500)
@@ -161,6 +162,10 @@ class PeerUnavailable(PeerError):
 
 class PeerRejected(PeerError):
     """The peer refused the call (4xx or a JSON-RPC error); sending it again will not help."""
+
+
+class AnswerTooLarge(PeerRejected):
+    """The peer's answer is larger than the connector reads (it stopped reading there); ask for less."""
 
 
 class LifecycleConflict(ConnectorError):

@@ -157,6 +157,27 @@ class Message(Base):
     )
 
 
+class MessageReferences(Base):
+    """Every reference a message names, for a message stored with its ``refs`` full (they keep MAX_REFERENCES; a FULL
+    stock page names 5,000): written after the message is stored (app/workers/references.py), deleted with it by the
+    journal's prune."""
+
+    __tablename__ = "message_refs"
+
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # message.id (no foreign key: see prune)
+    refs: Mapped[list[str]] = mapped_column(ARRAY(Text))
+
+    __table_args__ = (Index("ix_message_refs_refs", "refs", postgresql_using="gin"),)
+
+
+class MessageReferencesPending(Base):
+    """Messages stored with their ``refs`` full (migration 0015's trigger), waiting for ``message_refs``."""
+
+    __tablename__ = "message_refs_pending"
+
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
 class _MessageStat:
     """What the processing-time report keeps of the messages finished in one period (app/workers/stats.py), per
     direction, channel, topic and outcome: exact counts, sums and maxima, and each duration's histogram.
@@ -232,6 +253,28 @@ class IntegrationState(Base):
     register_error: Mapped[str | None] = mapped_column(Text)
     register_attempted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     daily_prune_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the journal's last daily prune
+
+
+class OrderPullState(Base):
+    """One row (id = 1): where the pull of orders from Adobe Commerce stands (app/services/order_pull.py).
+
+    The cursor is the (``updated_at``, ``entity_id``) of the last order fully handled, in Adobe Commerce's sort order;
+    it only moves forward. ``next_poll_at`` is shared by every replica: a poll is due once it has passed."""
+
+    __tablename__ = "order_pull"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    cursor_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # NULL: never anchored
+    cursor_entity_id: Mapped[int | None] = mapped_column(BigInteger)
+    next_poll_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # NULL: due now
+    failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # consecutive failed polls
+    failure_message_id: Mapped[int | None] = mapped_column(BigInteger)  # the journal entry of the failure under way
+    last_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_outcome: Mapped[str | None] = mapped_column(String(16))  # succeeded | failed
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # what the last poll read and did
+    last_message_id: Mapped[int | None] = mapped_column(BigInteger)  # the last journaled poll (none when idle)
 
 
 class Stock(Base):

@@ -27,6 +27,7 @@ from app.services.journal import Journal
 from app.services.journal_prune import JournalPrune
 from app.services.order_actions import OrderActions
 from app.services.order_gate import GATE_TOPICS
+from app.services.order_pull import OrderPull
 from app.services.orders import OrderService
 from app.services.reports import ProcessingReports
 from app.services.stock import StockService
@@ -34,6 +35,7 @@ from app.settings import Settings
 from app.workers.bus import Bus, Sender
 from app.workers.commerce_sender import CommerceSender
 from app.workers.oms_sender import OmsSender
+from app.workers.references import ReferenceIndexer
 from app.workers.registry import HandlerRegistry, build_registry
 from app.workers.runner import WorkerPool
 from app.workers.stats import StatsRollup
@@ -56,11 +58,13 @@ class Runtime:
     journal_prune: JournalPrune
     stock: StockService
     orders: OrderService
+    order_pull: OrderPull  # orders pulled from Adobe Commerce (polled by processes with workers)
     order_actions: OrderActions
     catalog: CatalogService
     catalog_exports: CatalogExports
     catalog_import: CatalogImport
     stats: StatsRollup  # the processing-time report's rollup (run by processes with workers)
+    references: ReferenceIndexer  # the journal's full references of large messages (run by processes with workers)
     reports: ProcessingReports
     client: OmsClient | None
     commerce: CommerceClient | None
@@ -109,6 +113,15 @@ class Runtime:
         )
         writer = InboxWriter(db, clock)
         catalog = CatalogService(db, clock, settings, bus.outbox)
+        plugins = load_line_attribute_plugins()
+        orders = OrderService(db, clock, settings, bus, plugins)
+        # The pull queues its exports to the outbox whatever OMS_ORDER_EXPORT_MODE says: a poll of a hundred orders
+        # must not wait for a hundred OMS round trips (sync mode is an answer to the store's POST, which it has not).
+        pulled = orders
+        if settings.oms_order_export_mode != "async":
+            pulled = OrderService(
+                db, clock, settings.model_copy(update={"oms_order_export_mode": "async"}), bus, plugins
+            )
         return cls(
             settings=settings,
             db=db,
@@ -122,12 +135,14 @@ class Runtime:
             journal=Journal(db, clock),
             journal_prune=JournalPrune(db, clock, settings),
             stock=StockService(db, clock, settings),
-            orders=OrderService(db, clock, settings, bus, load_line_attribute_plugins()),
+            orders=orders,
+            order_pull=OrderPull(db, clock, settings, pulled, commerce),
             order_actions=OrderActions(db, clock, settings, bus.outbox),
             catalog=catalog,
             catalog_exports=CatalogExports(db, clock, settings, client, catalog, commerce),
             catalog_import=CatalogImport(db, clock, settings),
             stats=StatsRollup(db, clock, settings),
+            references=ReferenceIndexer(db, clock),
             reports=ProcessingReports(db, clock),
             client=client,
             commerce=commerce,
@@ -160,7 +175,10 @@ class Runtime:
             await self.workers.start()
             self.run_in_background(self.catalog_exports.keep_running(), "catalog-exports")
             self.run_in_background(self.stats.keep_rolling_up(), "stats-rollup")  # one replica at a time
+            self.run_in_background(self.references.keep_indexing(), "journal-references")
             self.run_in_background(self.journal_prune.keep_pruning(), "journal-prune")  # daily, one replica
+            if self.settings.order_pull_enabled:  # every ADOBE_COMMERCE_ORDER_POLL_S, one replica
+                self.run_in_background(self.order_pull.keep_pulling(), "order-pull")
         if register and self.client is not None and self.settings.callback_url:
             self.background.append(asyncio.create_task(self.registrar.keep_registered(), name="oms-register"))
         # Everything built so far lives as long as the process: keep it out of the garbage collector's full

@@ -199,6 +199,15 @@ class Settings(BaseSettings):
     adobe_commerce_source_codes: dict[str, str] = {}
     # Source items per POST /inventory/source-items: 20 is the Web API input limit when it is switched on.
     adobe_commerce_source_items_batch: int = Field(default=20, ge=1, le=5000)
+    # Orders pulled from Adobe Commerce (app/services/order_pull.py): every this many seconds one replica asks for
+    # the orders updated since its cursor (0: never; `oms-connector orders pull` still works). Pages of this many
+    # orders (300: the Web API's largest page when its input limits are on), at most this many pages per poll (the
+    # next poll follows at once when there is more), each poll reading again this many seconds before its cursor
+    # (``updated_at`` has one-second resolution, and an order saved just before another may commit after it).
+    adobe_commerce_order_poll_s: float = Field(default=60.0, ge=0, le=86_400)
+    adobe_commerce_order_page_size: int = Field(default=100, ge=1, le=300)
+    adobe_commerce_order_max_pages: int = Field(default=50, ge=1, le=10_000)
+    adobe_commerce_order_overlap_s: float = Field(default=10.0, ge=0, le=3600)
 
     # --- who may call us ----------------------------------------------------------------------------------
     operator_token: SecretStr | None = None
@@ -401,6 +410,11 @@ class Settings(BaseSettings):
     @property
     def commerce_configured(self) -> bool:
         return self.adobe_commerce_url is not None and self.adobe_commerce_token is not None
+
+    @property
+    def order_pull_enabled(self) -> bool:
+        """Processes with workers poll Adobe Commerce for orders (it is configured and the interval is not 0)."""
+        return self.commerce_configured and self.adobe_commerce_order_poll_s > 0
 
     @property
     def status_map(self) -> dict[str, str | None]:

@@ -12,9 +12,15 @@ One run:
                started), in chunks that alternate between the two (a busy host slows both alike); then one pass of
                the report's rollup over the drained messages, timed.
 
+With --full-page-skus S, every --full-page-every M-th call of the ingest phases (1, 2 and 4's ingest; the baseline
+receives the same bodies) is a FULL stock page of S SKUs instead of an order-like call, and the messages phase 1
+stored with their references capped (the FULL pages) are then indexed in full (app/workers/references.py, off the
+ingest path), timed; a build without that indexer skips this step, so the same file measures before and after.
+
 Everything lives in a throw-away embedded PostgreSQL that is deleted at the end (also on error).
 
     .venv/bin/python bench/ingest.py [--messages N] [--concurrency C] [--workers K] [--rounds R] [--report-chunk M]
+                                     [--full-page-skus 5000 [--full-page-every 100]]
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ SECRET = "bench-secret-0123456789"
 OPERATOR_TOKEN = "bench-operator-token-0123456789"
 COMMERCE_TOKEN = "bench-commerce-token-0123456789"
 INGEST_METHOD = "magento.sales.order_management.created"
+STOCK_METHOD = "magento.inventory.aggregate_stock_management.updated"
+FULL_PAGE_SKU_RANGE = 100_000  # the SKUs FULL pages cycle through (a store's catalog, snapshot after snapshot)
 HOST = "127.0.0.1"
 BASELINE_TABLE = "bench_ingest_baseline"
 DRAIN_BASELINE_TABLE = "bench_drain_baseline"
@@ -160,12 +168,46 @@ def params_for(i: int) -> dict[str, Any]:
     }
 
 
-def signed_calls(prefix: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
+@dataclass(frozen=True)
+class FullPages:
+    """The ingest mix: every ``every``-th call a FULL stock page of ``skus`` SKUs (none when either is 0)."""
+
+    skus: int = 0
+    every: int = 0
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> FullPages:
+        return cls(args.full_page_skus, args.full_page_every)
+
+    def at(self, i: int) -> bool:
+        return self.skus > 0 and self.every > 0 and i % self.every == self.every - 1
+
+    def describe(self) -> str:
+        if not (self.skus and self.every):
+            return "order-like calls only"
+        return f"order-like calls, every {self.every}th a FULL stock page of {self.skus:,} SKUs"
+
+
+def full_page_params(i: int, skus: int) -> dict[str, Any]:
+    """A FULL snapshot's page of ``skus`` rows (~60 bytes each), its SKUs the next ones of FULL_PAGE_SKU_RANGE."""
+    first = (i * skus) % FULL_PAGE_SKU_RANGE
+    rows = [
+        {"sku": f"SKU-{(first + k) % FULL_PAGE_SKU_RANGE:06d}-F", "quantity": str((i + k) % 40), "unlimited": False}
+        for k in range(skus)
+    ]
+    snapshot = {"aggregate_id": "EU-WEB", "mode": "FULL", "created_on": "2026-11-22T05:00:00Z", "stock": rows}
+    return {"snapshot": snapshot}
+
+
+def signed_calls(prefix: str, count: int, pages: FullPages = FullPages()) -> list[tuple[bytes, dict[str, str]]]:
     from app.protocol.signature import sign
 
     calls = []
     for i in range(count):
-        document = {"jsonrpc": "2.0", "id": f"{prefix}-{i}", "method": INGEST_METHOD, "params": params_for(i)}
+        method, params = (
+            (STOCK_METHOD, full_page_params(i, pages.skus)) if pages.at(i) else (INGEST_METHOD, params_for(i))
+        )
+        document = {"jsonrpc": "2.0", "id": f"{prefix}-{i}", "method": method, "params": params}
         body = json.dumps(document, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "X-Signature": sign(body, SECRET.encode())}
         calls.append((body, headers))
@@ -634,13 +676,13 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
             f"  connector on :{connector_port} (paired: :{report_port} with the report, :{bare_port} without), "
             f"baseline on :{baseline_port}"
         )
-        print("ingest (HTTP POST of signed JSON-RPC calls):")
+        print(f"ingest (HTTP POST of signed JSON-RPC calls: {FullPages.of(args).describe()}):")
         for round_no in range(args.rounds):
             for service, path in ((connector, "/oms/rpc"), (baseline, "/rpc")):
                 url = service.base_url + path
-                warm = signed_calls(f"warm-{service.name}-{round_no}", args.warmup)
+                warm = signed_calls(f"warm-{service.name}-{round_no}", args.warmup, FullPages.of(args))
                 await asyncio.wait_for(run_load("warm-up", session, url, warm, c), args.phase_timeout)
-                calls = signed_calls(f"bench-{service.name}-{round_no}", n)
+                calls = signed_calls(f"bench-{service.name}-{round_no}", n, FullPages.of(args))
                 pid = service.process.pid if service.process else None
                 before = meter.sample(pid)
                 result = await asyncio.wait_for(run_load(service.name, session, url, calls, c), args.phase_timeout)
@@ -665,6 +707,9 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
         f"  rows stored: connector {stored} (expected {args.rounds * n}), paired {paired_stored} (expected "
         f"{2 * args.rounds * n}), baseline {stored_base} (expected {args.rounds * (n + args.warmup)})"
     )
+    indexing = await index_references(connector_dsn, meter)
+    if indexing is not None:
+        print_indexing(indexing)
 
     print(f"drain (N queued inbound messages over 8 lanes, no-op handler, K={k}):")
     from app.runtime import Runtime  # noqa: F401  (imported before the timed drains: the first would pay for it)
@@ -755,8 +800,59 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
         f"    rollup job        {pass_us:.1f} µs per message and pass, {PASSES_PER_MESSAGE} passes (once a minute, "
         f"in the background) = {PASSES_PER_MESSAGE * pass_us / drain_us:.3f}x the drain's {drain_us:.0f} µs per message"
     )
+    if indexing is not None:
+        print_indexing(indexing, "  ")
     expected_paired = 2 * args.rounds * n
     return 1 if errors or stored != args.rounds * n or paired_stored != expected_paired else 0
+
+
+@dataclass
+class Indexing:
+    """The connector's messages stored with their references capped (the FULL pages), indexed in full afterwards."""
+
+    messages: int
+    references: int
+    seconds: float
+    cpu: dict[str, float]  # per message: this process (the indexer's statements) and PostgreSQL (the work)
+
+
+async def index_references(dsn: str, meter: CpuMeter) -> Indexing | None:
+    """Index what phase 1 left queued (app/workers/references.py), as the workers do after ingest, timed; None for
+    a build without the indexer. Phase 1 ran without workers, so its messages are still queued and the indexer
+    would let the bus go first for a minute: its clock is set a day ahead."""
+    try:
+        from app.workers.references import ReferenceIndexer
+    except ImportError:
+        return None
+    from datetime import UTC, datetime, timedelta
+
+    from app.clock import FrozenClock
+    from app.db import Database, DatabaseUrl
+
+    db = Database(DatabaseUrl.parse(dsn))
+    try:
+        indexer = ReferenceIndexer(db, FrozenClock(datetime.now(UTC) + timedelta(days=1)))
+        before = meter.sample(None)
+        started = time.perf_counter()
+        messages = await indexer.index_all()
+        seconds = time.perf_counter() - started
+        cpu = meter.per_message_ms(before, meter.sample(None), max(messages, 1))
+    finally:
+        await db.dispose()
+    references = await execute(dsn, "SELECT coalesce(sum(cardinality(refs)), 0) FROM message_refs")
+    return Indexing(messages, int(references), seconds, cpu)
+
+
+def print_indexing(indexing: Indexing, indent: str = "") -> None:
+    if not indexing.messages:
+        print(f"{indent}  full references: no message was stored with its references capped")
+        return
+    per_message = indexing.seconds * 1000 / indexing.messages
+    print(
+        f"{indent}  full references, indexed after ingest (off the ingest path): {indexing.messages} messages, "
+        f"{indexing.references:,} references in {indexing.seconds:.2f} s = {per_message:.1f} ms per message; "
+        f"CPU per message: PostgreSQL {indexing.cpu['postgres']:.1f} ms, bench process {indexing.cpu['client']:.2f} ms"
+    )
 
 
 async def finish_update_round(with_index: str, without: str, n: int, chunk: int) -> dict[str, float]:
@@ -849,12 +945,12 @@ async def paired_ingest_round(
     in chunks that alternate between them. CPU per call: the server process and PostgreSQL."""
     n, c = args.messages, args.concurrency
     services = {"report": connector, "no-report": bare}
-    calls = {variant: signed_calls(f"pair-{variant}-{round_no}", n) for variant in services}
+    calls = {variant: signed_calls(f"pair-{variant}-{round_no}", n, FullPages.of(args)) for variant in services}
     seconds = dict.fromkeys(services, 0.0)
     cpu = dict.fromkeys(services, 0.0)
     errors = 0
     for variant, service in services.items():
-        warm = signed_calls(f"warm-pair-{variant}-{round_no}", args.warmup)
+        warm = signed_calls(f"warm-pair-{variant}-{round_no}", args.warmup, FullPages.of(args))
         await run_load("warm-up", session, service.base_url + "/oms/rpc", warm, c)
     for index, (start, end) in enumerate(chunks(n, args.report_chunk)):
         order = ("report", "no-report") if (index + round_no) % 2 == 0 else ("no-report", "report")
@@ -948,6 +1044,12 @@ def main() -> int:
         "--report-chunk", type=int, default=500, help="messages per chunk of the paired with/without-report phases"
     )
     parser.add_argument("--baseline-pool", type=int, default=20, help="asyncpg pool size of the baseline app")
+    parser.add_argument(
+        "--full-page-skus", type=int, default=0, help="SKUs of the FULL stock pages mixed into ingest (0: none)"
+    )
+    parser.add_argument(
+        "--full-page-every", type=int, default=100, help="with --full-page-skus: every this many calls is a FULL page"
+    )
     parser.add_argument("--log-level", default="INFO", help="LOG_LEVEL of the connector subprocess")
     parser.add_argument("--phase-timeout", type=float, default=300.0, help="seconds before a phase is abandoned")
     parser.add_argument("--serve-baseline", action="store_true", help=argparse.SUPPRESS)

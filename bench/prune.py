@@ -8,24 +8,25 @@ webhooks that arrive meanwhile, against the same webhooks without a prune, in on
                 neither holds the prune back nor rolls 40 days up during the run.
   2. baseline   `oms-connector serve --no-workers` (as bench/ingest.py runs it) receives signed JSON-RPC calls at a
                 steady open-loop rate (the k-th POST starts at t0 + k/rate whatever the earlier ones are doing) for
-                S seconds: round-trip p50 / p99 / max.
+                B seconds (120: a shorter window's p99 varies too much run to run): round-trip p50 / p99 / max.
   3. prune      the same rate, for as long as `oms-connector journal prune` (a subprocess, default retention 30 days)
                 runs, and at least S seconds: its rows/s, and the webhooks' p50 / p99 / max during it.
-  4. after      the same rate for S seconds after the prune.
+  4. after      the same rate for at least S seconds after the prune and until the autovacuum of `message` it
+                left behind has run to the end (at most A seconds): what the clean-up costs the webhooks.
 
-PostgreSQL's autovacuum cleans the deleted rows up once a fifth of the table is dead: during a large prune it runs
-alongside. At PostgreSQL's default pace it cost the webhooks more than the prune itself (p99 6.7x during, 12x
-after), hence migration 0012's gentler pace for `message`, in force here as in a deployment. Each window says
-whether an autovacuum of `message` ran in it; `--hold-autovacuum` switches autovacuum off for the table (in the
-throw-away database) until the prune is done, so the prune's own cost shows alone, and the after window then has
-the autovacuum.
+PostgreSQL's autovacuum cleans deleted rows up once a fifth of the table is dead. The prune holds it off for
+`message` while it runs (JournalPrune.autovacuum_held), so the table is cleaned once, after the prune, at migration
+0012's gentler pace, in force here as in a deployment. Before the hold, autovacuum ran again and again during a
+large prune and cost the webhooks more than the prune itself. Each window says whether an autovacuum of `message`
+ran in it and how many checkpoints completed.
 
 Printed: the prune rate (the command's own figure, and rows over its wall time) and each window's latencies, with
 the ratios prune / baseline (the target: p99 at most 2x). Figures are printed, never asserted; the exit status is 1 when
 a webhook failed or old finished rows were left. Everything lives in a throw-away embedded PostgreSQL, deleted at
 the end (also on error or SIGTERM).
 
-    .venv/bin/python bench/prune.py [--rows R] [--rate W] [--seconds S] [--hold-autovacuum] [--log-level L]
+    .venv/bin/python bench/prune.py [--rows R] [--rate W] [--seconds S] [--baseline-seconds B] [--after-max A]
+                                   [--log-level L]
 """
 
 from __future__ import annotations
@@ -219,21 +220,13 @@ async def fill(dsn: str, rows: int) -> None:
         await connection.close()
 
 
-async def set_autovacuum(dsn: str, *, enabled: bool) -> None:
-    """--hold-autovacuum: the table's autovacuum off during the prune, on again after it (throw-away database)."""
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(f"ALTER TABLE message SET (autovacuum_enabled = {str(enabled).lower()})")
-    finally:
-        await connection.close()
-
-
 def print_window(window: Window) -> None:
     print(
         f"  {window.name:<24} {len(window.posts):>7} webhooks at {window.rate:6.1f}/s over {window.seconds:6.1f} s: "
         f"p50 {window.pct(0.5):7.2f} ms  p99 {window.pct(0.99):7.2f} ms  max {window.pct(1.0):8.2f} ms  "
         f"failed {len(window.failed)}, checkpoints {window.checkpoints}"
-        + ("  (autovacuum of message ran)" if window.vacuumed else "")
+        + ("  (autovacuum of message ran)" if window.vacuumed else ""),
+        flush=True,  # each window as it ends: the after window may last half an hour
     )
 
 
@@ -244,6 +237,8 @@ class VacuumWatch:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.seen = False
+        self.running = False  # an autovacuum of `message` is running at the last sample
+        self.vacuums = 0  # autovacuums of `message` completed (pg_stat_user_tables.autovacuum_count)
         self.checkpoints = 0
         self._taken_checkpoints = 0
         self._sampled = asyncio.Event()  # set after the first sample
@@ -256,7 +251,11 @@ class VacuumWatch:
                 running = await connection.fetchval(
                     "SELECT count(*) FROM pg_stat_progress_vacuum WHERE relid = 'message'::regclass"
                 )
-                self.seen = self.seen or bool(running)
+                self.running = bool(running)
+                self.seen = self.seen or self.running
+                self.vacuums = await connection.fetchval(
+                    "SELECT autovacuum_count FROM pg_stat_user_tables WHERE relid = 'message'::regclass"
+                )
                 self.checkpoints = await connection.fetchval("SELECT num_done FROM pg_stat_checkpointer")
                 self._sampled.set()
                 await asyncio.sleep(0.5)
@@ -282,9 +281,8 @@ class VacuumWatch:
 
 
 async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> int:
-    held = "; autovacuum of message held until the prune is done" if args.hold_autovacuum else ""
     print(f"OMS Connector prune bench: {args.rows:,} rows, {args.rate:g} webhooks/s, {args.seconds:g} s windows, "
-          f"{os.cpu_count()} CPUs{held}; workdir {workdir}")  # fmt: skip
+          f"{os.cpu_count()} CPUs; workdir {workdir}")  # fmt: skip
     started = time.perf_counter()
     server, admin_uri = await asyncio.to_thread(start_postgres, workdir)
     services.append(server)
@@ -314,10 +312,9 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
         await steady("warm-up", session, url, calls, args.rate, min_s=min(2.0, args.seconds))
         await watch.start()
         watch.take()
-        baseline = await steady("baseline (no prune)", session, url, calls, args.rate, min_s=args.seconds)
+        baseline = await steady("baseline (no prune)", session, url, calls, args.rate, min_s=args.baseline_seconds)
         watch.take(baseline)
-        if args.hold_autovacuum:
-            await set_autovacuum(dsn, enabled=False)
+        print_window(baseline)
 
         prune_argv = [str(ROOT / ".venv/bin/oms-connector"), "journal", "prune"]
         prune_started = time.monotonic()
@@ -329,11 +326,15 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
             until=lambda: pruning.returncode is not None,
         )  # fmt: skip
         watch.take(during)
+        print_window(during)
         output = (await pruning.communicate())[0].decode(errors="replace")
         prune_wall = time.monotonic() - prune_started
-        if args.hold_autovacuum:
-            await set_autovacuum(dsn, enabled=True)
-        after = await steady("after the prune", session, url, calls, args.rate, min_s=args.seconds)
+        vacuums_before = watch.vacuums
+        after = await steady(
+            "after, until vacuumed", session, url, calls, args.rate, min_s=args.seconds, max_s=args.after_max,
+            until=lambda: watch.vacuums > vacuums_before and not watch.running,
+        )  # fmt: skip
+        after_vacuumed = watch.vacuums > vacuums_before
         watch.take(after)
     await watch.stop()
     print_log_findings(connector)
@@ -356,6 +357,7 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
     print(f"  {deleted:,} rows in {prune_wall:.1f} s wall (process start included): {deleted / prune_wall:,.0f} rows/s")
     if found:
         print(f"  the prune's own timing: {float(found.group(3)):.1f} s, {deleted / float(found.group(3)):,.0f} rows/s")
+    print_window(after)
     print("\nwebhooks (POST /oms/rpc round trip, open loop):")
     for window in (baseline, during, after):
         print_window(window)
@@ -367,7 +369,8 @@ async def run(args: argparse.Namespace, workdir: Path, services: list[Any]) -> i
             "" if name != "p99" else ("  (target <= 2x: met)" if ratio <= TARGET_RATIO else "  (target <= 2x: MISSED)")
         )
         print(f"  webhook {name} during / without   {ratio:10.2f}x{mark}")
-    print(f"  webhook p99 after / without     {after.pct(0.99) / baseline.pct(0.99):10.2f}x")
+    vacuum_note = "" if after_vacuumed else f"  (autovacuum not done after {args.after_max:g} s)"
+    print(f"  webhook p99 after / without     {after.pct(0.99) / baseline.pct(0.99):10.2f}x{vacuum_note}")
     print(f"  old finished rows left          {left_old:10,}   webhooks stored {stored:,}")
     failures = sum(len(window.failed) for window in (baseline, during, after))
     sent = sum(len(window.posts) for window in (baseline, during, after))
@@ -391,12 +394,16 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=200.0, help="webhooks per second in every window (W)")
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds of the baseline and after windows (S)")
     parser.add_argument(
-        "--hold-autovacuum", action="store_true", help="no autovacuum of the message table until the prune is done"
+        "--baseline-seconds", type=float, default=120.0,
+        help="seconds of the baseline window (long: a 30 s window's p99 is 60 samples, and varied 3-8 ms run to run)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--after-max", type=float, default=1800.0, help="longest after window (it lasts until autovacuum is done)"
     )
     parser.add_argument("--log-level", default="WARNING", help="LOG_LEVEL of the connector subprocesses")
     args = parser.parse_args()
-    if args.rows < 1 or args.rate <= 0 or args.seconds <= 0:
-        parser.error("--rows, --rate and --seconds must be positive")
+    if args.rows < 1 or args.rate <= 0 or args.seconds <= 0 or args.baseline_seconds <= 0:
+        parser.error("--rows, --rate, --seconds and --baseline-seconds must be positive")
 
     return run_bench(run, args, "omsp-")
 

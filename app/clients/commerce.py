@@ -3,7 +3,10 @@
 Errors are translated for the outbox's rules (reference/magento-rest.md §1): timeouts, connection errors, 5xx and
 429 raise ``PeerUnavailable`` (retried, Retry-After honoured), and so does 401/403 (a token being rotated or a
 missing ACL resource is fixed by an operator, after which the effect must still arrive); 400, 404 and other 4xx
-raise ``PeerRejected`` with Magento's own message, its ``%1`` / ``%name`` placeholders filled in.
+raise ``PeerRejected`` with Magento's own message, its ``%1`` / ``%name`` placeholders filled in. A read given
+``max_bytes`` (the order pull's pages) stops reading an answer at that size and raises ``AnswerTooLarge``. Order
+lists are read as plain JSON, not by the strict rules of app/protocol/strict_json.py: one order with a NUL in a
+comment must not make the whole page unreadable; the order pull checks each order strictly, as POST /orders does.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -19,9 +23,10 @@ from pydantic import SecretStr
 
 from app.clients.http_answers import retry_after_seconds, shorten
 from app.clients.oms import make_transport
-from app.errors import PeerRejected, PeerUnavailable
+from app.errors import AnswerTooLarge, PeerRejected, PeerUnavailable
 from app.metrics import COMMERCE_PEER, Metrics
 from app.protocol import strict_json
+from app.protocol.order_search import OrderKey, newest_order_params, orders_since_params
 from app.settings import Settings
 
 PLACEHOLDER = re.compile(r"%(\w+)")
@@ -68,6 +73,16 @@ def magento_error_text(response: httpx.Response) -> str:
 class ProductsPage:
     items: list[dict[str, Any]]
     total_count: int
+
+
+@dataclass(frozen=True)
+class OrdersPage:
+    """One page of ``GET /orders``: its items as Adobe Commerce sent them (objects, unless the store is broken: the
+    order pull refuses anything else, item by item), how many orders match the search, and the answer's size."""
+
+    items: list[Any]
+    total_count: int
+    size_bytes: int
 
 
 class CommerceClient:
@@ -151,20 +166,53 @@ class CommerceClient:
             total_count=int(total) if isinstance(total, int | str) and str(total).isdigit() else 0,
         )
 
+    async def orders_page(
+        self, *, since: datetime, after: OrderKey | None, page_size: int, max_bytes: int
+    ) -> OrdersPage:
+        """One keyset page of ``GET /orders`` (app/protocol/order_search.py): orders updated at or after ``since``,
+        or after the order ``after``, oldest first. An answer over ``max_bytes`` raises AnswerTooLarge."""
+        sizes: list[int] = []
+        found = await self.request(
+            "GET",
+            "/orders",
+            params=orders_since_params(since=since, after=after, page_size=page_size),
+            max_bytes=max_bytes,
+            sizes=sizes,
+            lenient=True,
+        )
+        return OrdersPage(*_order_list(found), size_bytes=sizes[0] if sizes else 0)
+
+    async def newest_order(self, *, max_bytes: int) -> Any | None:
+        """The most recently updated order (None: the store has none)."""
+        found = await self.request("GET", "/orders", params=newest_order_params(), max_bytes=max_bytes, lenient=True)
+        items, _total = _order_list(found)
+        return items[0] if items else None
+
     async def post(self, path: str, body: Mapping[str, Any] | None) -> Any:
         return await self.request("POST", path, body=body)
 
     # --- transport ----------------------------------------------------------------------------------------
     async def request(
-        self, method: str, path: str, *, body: Mapping[str, Any] | None = None, params: Mapping[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        max_bytes: int | None = None,
+        sizes: list[int] | None = None,
+        lenient: bool = False,
     ) -> Any:
+        """Call ``path`` and return the JSON answer (None when empty). ``max_bytes``: read at most that much of the
+        answer (AnswerTooLarge beyond); ``sizes`` gets the size of the answer read; ``lenient``: plain JSON (see
+        above) instead of the strict rules."""
         headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
         content = None
         if body is not None:
             content = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
         with self.metrics.peer_call(COMMERCE_PEER):
-            return await self._request(method, path, content, params, headers)
+            return await self._request(method, path, content, params, headers, max_bytes, sizes, lenient)
 
     async def _request(
         self,
@@ -173,23 +221,70 @@ class CommerceClient:
         content: bytes | None,
         params: Mapping[str, Any] | None,
         headers: dict[str, str],
+        max_bytes: int | None = None,
+        sizes: list[int] | None = None,
+        lenient: bool = False,
     ) -> Any:
         where = f"{method} {path}"
         try:
-            response = await self._http.request(
-                method, self.base_url + path, content=content, params=params, headers=headers
-            )
+            if max_bytes is None:
+                response = await self._http.request(
+                    method, self.base_url + path, content=content, params=params, headers=headers
+                )
+            else:
+                request = self._http.build_request(
+                    method, self.base_url + path, content=content, params=params, headers=headers
+                )
+                response = await self._read_at_most(request, max_bytes, where)
         except httpx.TimeoutException as exc:
             raise PeerUnavailable(f"timeout calling Adobe Commerce ({where}): {exc.__class__.__name__}") from exc
         except httpx.TransportError as exc:
             raise PeerUnavailable(f"cannot reach Adobe Commerce ({where}): {exc.__class__.__name__}: {exc}") from exc
         _raise_for_status(response, where)
+        if sizes is not None:
+            sizes.append(len(response.content))
         if not response.content.strip():
             return None
         try:
-            return strict_json.loads(response.content)
-        except strict_json.UnacceptableJson as exc:
+            return json.loads(response.content) if lenient else strict_json.loads(response.content)
+        except (strict_json.UnacceptableJson, ValueError, RecursionError) as exc:
             raise PeerUnavailable(f"Adobe Commerce answered {where} with a body that is not JSON ({exc})") from exc
+
+    async def _read_at_most(self, request: httpx.Request, max_bytes: int, where: str) -> httpx.Response:
+        """Send ``request`` and read its answer (decoded) up to ``max_bytes``: the answer as a response whose content
+        is that body, or AnswerTooLarge as soon as it is known to be larger (its Content-Length, or what came)."""
+        response = await self._http.send(request, stream=True)
+        try:
+            declared = response.headers.get("content-length", "")
+            too_large = AnswerTooLarge(
+                f"Adobe Commerce answered {where} with more than {max_bytes} bytes: the connector stops reading there"
+            )
+            if declared.isdigit() and int(declared) > max_bytes and "content-encoding" not in response.headers:
+                raise too_large
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise too_large
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        kept = [(name, value) for name, value in response.headers.multi_items() if name.lower() not in _BODY_HEADERS]
+        return httpx.Response(response.status_code, headers=kept, content=b"".join(chunks), request=request)
+
+
+_BODY_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding"})  # of the body as it came
+
+
+def _order_list(found: Any) -> tuple[list[Any], int]:
+    """``{items, total_count}`` of an order search (``items`` absent or null: none)."""
+    items = found.get("items") if isinstance(found, dict) else None
+    if not isinstance(found, dict) or not isinstance(items, list | None):
+        raise PeerRejected("Adobe Commerce answered GET /orders with something not an order list")
+    total = found.get("total_count")
+    count = total if isinstance(total, int) and not isinstance(total, bool) else len(items or [])
+    return list(items or []), count
 
 
 def _raise_for_status(response: httpx.Response, where: str) -> None:

@@ -71,7 +71,7 @@ NEWEST_MESSAGE_ID = text("SELECT coalesce(max(id), 0) FROM message")
 #            `orders sync` queues again), its cancel call (a second cancel answers the same request) and its return
 #            requests (whether their lines may be asked for again) — kept as long as the order;
 #   doomed   deleted (unless :dry_run), by primary key, only if still finished before :finished_before (an operator
-#            may retry it meanwhile).
+#            may retry it meanwhile), with its full references (message_refs, by primary key: most have none).
 # Returns the counts per verdict, how many were deleted, and the keyset of the last message read.
 PRUNE_JOURNAL_BATCH = text(
     f"""
@@ -102,7 +102,10 @@ PRUNE_JOURNAL_BATCH = text(
            AND m.id = ANY(ARRAY(SELECT id FROM judged WHERE verdict = 'doomed'))
            AND m.status IN {FINISHED}
            AND m.finished_at < :finished_before
-        RETURNING 1
+        RETURNING m.id
+    ),
+    references_deleted AS (
+        DELETE FROM message_refs r WHERE r.message_id = ANY(ARRAY(SELECT id FROM deleted))
     ),
     last AS (SELECT created_at, id FROM examined ORDER BY created_at DESC, id DESC LIMIT 1)
     SELECT (SELECT count(*) FROM examined) AS examined,
@@ -113,6 +116,22 @@ PRUNE_JOURNAL_BATCH = text(
            (SELECT count(*) FROM deleted) AS deleted,
            (SELECT created_at FROM last) AS last_created_at, (SELECT id FROM last) AS last_id
     """
+)
+
+# A prune holds autovacuum of `message` off while it runs and gives it back after (JournalPrune.autovacuum_held
+# says why). Every running prune holds the hold key shared; whoever gets it exclusively knows no prune is running.
+HOLD_AUTOVACUUM_SHARED = text("SELECT pg_advisory_lock_shared(:key)")
+RELEASE_AUTOVACUUM_SHARED = text("SELECT pg_advisory_unlock_shared(:key)")
+TRY_AUTOVACUUM_EXCLUSIVE = text("SELECT pg_try_advisory_lock(:key)")
+RELEASE_AUTOVACUUM_EXCLUSIVE = text("SELECT pg_advisory_unlock(:key)")
+# Bounded waits: the ALTER queues behind a running (auto)vacuum of the table, never behind ingest (its lock, SHARE
+# UPDATE EXCLUSIVE, does not conflict with INSERT / UPDATE / DELETE).
+AUTOVACUUM_LOCK_TIMEOUT = text("SET lock_timeout = '5s'")
+STOP_MESSAGE_AUTOVACUUM = text("ALTER TABLE message SET (autovacuum_enabled = false)")
+RESUME_MESSAGE_AUTOVACUUM = text("ALTER TABLE message RESET (autovacuum_enabled)")
+# Whether autovacuum of `message` is off (a prune's hold, or one a crashed prune left behind).
+MESSAGE_AUTOVACUUM_STOPPED = text(
+    "SELECT coalesce('autovacuum_enabled=false' = ANY(reloptions), false) FROM pg_class WHERE oid = 'message'::regclass"
 )
 
 # The daily prune: one replica at a time (a session lock, released when its connection closes), at most once a day

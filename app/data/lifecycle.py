@@ -28,6 +28,29 @@ ORDER_LINES = text(
     """
 )
 
+# Which of the lines :line_ids that have no product (item_id NULL) belong to one unit — a wrapped unit's gift
+# wrapping: its parent_line_id in the create params is that unit — each with the product lines that make the unit:
+# the unit's own line, or a bundle unit's children (the bundle unit is no line; its children name it as parent). A
+# line of the whole order (SHIPPING, the order's wrapping, the printed card) has no parent and is not returned.
+UNITS_OF_CHARGES = text(
+    """
+    WITH params AS (
+        SELECT line ->> 'id' AS line_id, line ->> 'parent_line_id' AS parent_line_id
+          FROM sales_order o, jsonb_array_elements(o.mcom -> 'order' -> 'lines') AS line
+         WHERE o.id = :order_id
+    )
+    SELECT charge.line_id, array_agg(unit.line_id ORDER BY unit.line_number) AS unit_line_ids
+      FROM order_line charge
+      JOIN params own ON own.line_id = charge.line_id AND own.parent_line_id IS NOT NULL
+      JOIN params part ON part.line_id = own.parent_line_id OR part.parent_line_id = own.parent_line_id
+      JOIN order_line unit ON unit.order_id = charge.order_id AND unit.line_id = part.line_id
+                          AND unit.item_id IS NOT NULL
+     WHERE charge.order_id = :order_id AND charge.item_id IS NULL
+       AND charge.line_id = ANY(CAST(:line_ids AS text[]))
+     GROUP BY charge.line_id
+    """
+)
+
 # The order as the store posted it (JSON text): the gift-card part a store credit is computed from.
 ORDER_DOCUMENT_TEXT = text("SELECT document::text FROM sales_order WHERE id = :order_id")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
+from app.protocol.references import MAX_REFERENCES
+
 # The timestamp filter of every stock upsert below: a row is written unless the stored one was set by a newer
 # message (equal ⇒ written again: a replay is harmless); RETURNING 1 per row written.
 _WRITE_IF_NOT_OLDER = """ON CONFLICT (sku, aggregate_id) DO UPDATE
@@ -106,9 +108,10 @@ APPLY_PLAIN_STOCK_FROM_MESSAGE = text(
 # Stock a message applied (it passed the timestamp filter: the row now carries this message's id), as batches of
 # Adobe Commerce source items in the outbox, one lane per source so that a later snapshot's batch arrives after an
 # earlier one. The SKUs come from :skus, or from the stored message when the rows were applied in SQL (:skus NULL);
-# every lookup is by the stock table's primary key. Unlimited stock is not a source quantity: it is left out.
+# every lookup is by the stock table's primary key. Unlimited stock is not a source quantity: it is left out. A batch
+# is found in the journal by its source and its SKUs (its refs: the first MAX_REFERENCES; the rest once indexed).
 QUEUE_SOURCE_ITEMS = text(
-    """
+    f"""
     WITH skus AS (
         SELECT DISTINCT sku FROM unnest(CAST(:skus AS text[])) AS sku WHERE CAST(:skus AS text[]) IS NOT NULL
         UNION
@@ -121,7 +124,7 @@ QUEUE_SOURCE_ITEMS = text(
          WHERE s.aggregate_id = :aggregate_id AND s.message_id = :message_id AND NOT s.unlimited
     ),
     batches AS (
-        SELECT batch, count(*) AS skus,
+        SELECT batch, count(*) AS skus, (array_agg(sku ORDER BY sku))[1:{MAX_REFERENCES - 1}] AS refs,
                jsonb_agg(jsonb_build_object('sku', sku, 'source_code', CAST(:source_code AS text),
                                             'quantity', quantity, 'status', CASE WHEN quantity > 0 THEN 1 ELSE 0 END)
                          ORDER BY sku) AS items
@@ -133,7 +136,7 @@ QUEUE_SOURCE_ITEMS = text(
         SELECT 'out', :channel, :topic, :key_prefix || batch, :lane,
                jsonb_build_object('aggregate_id', CAST(:aggregate_id AS text), 'stock_message_id', :message_id,
                                   'body', jsonb_build_object('sourceItems', items)),
-               '{}'::jsonb, ARRAY[CAST(:source_code AS text)], 'queued', :now, :now
+               '{{}}'::jsonb, ARRAY[CAST(:source_code AS text)] || refs, 'queued', :now, :now
           FROM batches ORDER BY batch
         ON CONFLICT (direction, channel, external_id) WHERE status <> 'rejected' DO NOTHING
         RETURNING 1

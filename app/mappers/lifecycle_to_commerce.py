@@ -7,7 +7,7 @@ comments before posting again (app/clients/commerce.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -30,13 +30,66 @@ def marker(key: str) -> str:
 
 
 def item_quantities(item_ids: Iterable[str | None]) -> list[ItemQuantity]:
-    """Unit lines (one per unit) back to Magento items and quantities, in first-seen order; SHIPPING (None) is
-    dropped."""
+    """Unit lines (one per unit) back to Magento items and quantities, in first-seen order; a line without an item
+    (None: SHIPPING, a gift wrapping, the printed card) is dropped."""
     counts: dict[str, int] = {}
     for item_id in item_ids:
         if item_id is not None:
             counts[item_id] = counts.get(item_id, 0) + 1
     return [ItemQuantity(item_id, qty) for item_id, qty in counts.items()]
+
+
+@dataclass(frozen=True)
+class RefundedLine:
+    """A refunded line that Adobe Commerce invoiced (the caller decides which): a unit line of item ``item_id``, or a
+    line without a product (``item_id`` None: the SHIPPING line when ``shipping``, else a gift wrapping or the printed
+    card), with the amount the OMS refunded for it."""
+
+    line_id: str
+    item_id: str | None
+    amount: Decimal
+    shipping: bool = False
+
+
+def credit_memo(lines: Sequence[RefundedLine], *, appeasement: bool, anchor_item: str | None) -> dict[str, Any]:
+    """The credit memo of ``lines`` as the connector records it (``items`` with the line ids each took,
+    ``shipping_amount``, ``adjustment_positive``, ``total``: the amounts refunded), ``refund_body``'s arguments.
+
+    * A return: the unit lines are items and quantities (Adobe Commerce refunds their price itself), the SHIPPING
+      line's amount is ``shipping_amount``, and a gift wrapping's or printed card's amount, which belongs to no item
+      and has no argument of its own, is in ``adjustment_positive``.
+    * An appeasement: every unit's item at quantity 0 (the lines stay returnable) and every amount, the charges'
+      too, in ``adjustment_positive``; ``shipping_amount`` 0 (the shipping is not taken back, money is given).
+
+    Charges alone still name an item, ``anchor_item`` (one Adobe Commerce invoiced) at quantity 0: a credit memo
+    naming no item refunds every item left. Amounts are summed as given (Decimal, exact). Raises ValueError for no
+    line, or charges alone without an anchor."""
+    if not lines:
+        raise ValueError("a credit memo needs a refunded line")
+    units = [line for line in lines if line.item_id is not None]
+    items = [
+        {
+            "item_id": quantity.item_id,
+            "qty": 0 if appeasement else quantity.qty,
+            "line_ids": [line.line_id for line in units if line.item_id == quantity.item_id],
+        }
+        for quantity in item_quantities(line.item_id for line in units)
+    ]
+    if not items:
+        if anchor_item is None:
+            raise ValueError("a credit memo of charges alone needs an invoiced item to name at quantity 0")
+        items = [{"item_id": anchor_item, "qty": 0, "line_ids": []}]
+    zero = Decimal(0)
+    products = sum((line.amount for line in units), zero)
+    shipping = sum((line.amount for line in lines if line.item_id is None and line.shipping), zero)
+    other = sum((line.amount for line in lines if line.item_id is None and not line.shipping), zero)
+    total = products + shipping + other
+    return {
+        "items": items,
+        "shipping_amount": zero if appeasement else shipping,
+        "adjustment_positive": total if appeasement else other,
+        "total": total,
+    }
 
 
 def _item_id(value: str) -> int | str:
@@ -121,7 +174,9 @@ def refund_body(
     notify: bool,
 ) -> dict[str, Any]:
     """An offline credit memo. ``shipping_amount`` is always given: left out, Adobe Commerce refunds all the
-    shipping still refundable. Nothing is returned to stock here: the OMS owns stock and sends it (#3)."""
+    shipping still refundable. ``items`` should name an item (quantity 0 will do): without any, Adobe Commerce
+    refunds every item left (``credit_memo`` sees to it). Nothing is returned to stock here: the OMS owns stock and
+    sends it (#3)."""
     return {
         "items": items_body(items),
         "notify": notify,

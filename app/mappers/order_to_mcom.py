@@ -1,19 +1,35 @@
 """Adobe Commerce order → `magento.sales.order_management.create` params (mcom-protocol.md §3.3). Pure: no I/O.
 
-Money rules (each one property-tested in tests/unit/test_order_money.py):
+Money rules (each one property-tested in tests/unit/test_order_money.py; FPT and gift wrapping in
+tests/unit/test_order_fpt.py and tests/unit/test_order_gift_wrapping.py):
 * one line per unit; a unit line's id is ``<item_id>-<n>`` (``unit_line_id``), so shipments, returns and refunds
   naming line ids map back to the Magento item and a quantity;
 * per item: gross = row_total + tax + discount tax compensation - discount; tax = tax_amount; net = gross - tax;
   original = row_total_incl_tax (else price_incl_tax * qty, else gross + discount); promotion = original - gross.
   The units of an item add up exactly to those row amounts and differ by at most one cent (``money.split_row``);
-* the shipping charge is the ``SHIPPING`` line (its SKU is the shipping method code);
+* fixed product taxes (FPT, WEEE; read by ``fixed_taxes``) ride on the units of the item they belong to: each fee's
+  row (and the tax on it, see "where the FPT's tax is") is split evenly over the units (each within one cent of
+  the others) and added to their gross and tax, and each fee is its own ``taxes[]`` entry (type = the fee's title,
+  rate 0) beside ``VAT`` (the item's tax, the tax on the fees included), so net stays the product's. A
+  configurable's fees are its child's (Magento computes FPT on the simple; the parent holds a copy), a bundle's are
+  its children's (the parent's are a copy). Where the FPT's tax is: Adobe Commerce puts it in the item's
+  ``tax_amount`` (the rule), or leaves it out of every item (read as such when, and only when, the lines then add
+  up to the order's total and otherwise do not). Whether ``row_total_incl_tax`` (the original price) shows the
+  fees (the "including FPT" display settings) is read from the amounts: it does when it exceeds the product's gross
+  plus the expected promotion (the discount, with its tax when the catalog prices exclude tax) by more than half
+  the fees with their tax (that expectation is exact to a cent, so fees under 2 cents may be read either way: only
+  the split between original price and promotion moves); the fees are then taken out of it. Either way the line's
+  original price is the product's plus the fees with their tax;
+* gift wrapping is lines of their own (``gift_wrapping``: one per wrapped unit, one for the order's wrapping, one
+  for the printed card; product type ``GIFT_WRAPPING``), after the unit lines;
+* the shipping charge is the ``SHIPPING`` line (its SKU is the shipping method code), the last line;
 * configurable: the parent line carries the money, the child line the chosen simple SKU;
 * bundle: the children are the unit lines (``parent_line_id`` = the bundle unit). Dynamic price (the children
   carry amounts): the children's amounts; fixed price: the parent's amounts shared in proportion to the
   children's ``original_price`` (equal when there is none);
-* gift cards are tender: the redeemed amount is shared over every line in proportion to its gross (a promotion
-  entry ``GIFT_CARD`` that is *not* taken off ``gross_amount``) and paid by a ``GIFT_CARD`` transaction; store
-  credit is a ``STORE_CREDIT`` transaction, reward points a ``REWARD_POINTS`` one;
+* gift cards are tender: the redeemed amount is shared over every line (wrapping and shipping included) in
+  proportion to its gross (a promotion entry ``GIFT_CARD`` that is *not* taken off ``gross_amount``) and paid by a
+  ``GIFT_CARD`` transaction; store credit is a ``STORE_CREDIT`` transaction, reward points a ``REWARD_POINTS`` one;
 * Σ gross of all lines = grand_total + gift cards + store credit + reward points = Σ payment transactions, or the
   order is refused.
 """
@@ -26,6 +42,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from app.mappers.fixed_taxes import NO_FIXED_TAXES, FixedTaxes, fixed_taxes
+from app.mappers.gift_wrapping import DESIGN_ATTRIBUTE, GIFT_WRAPPING, WrappingLine, wrapped_unit_count, wrapping_lines
+from app.mappers.mapping_error import MappingError
 from app.mappers.money import RowAmounts, allocate, allocate_rows, quantum_for, split_row, to_quantum
 from app.protocol.commerce_order import CommerceAddress, CommerceItem, CommerceOrder
 from app.protocol.sourcing_rules import SHIP_TOGETHER
@@ -40,15 +59,6 @@ _VIRTUAL_TYPES = frozenset({"virtual", "downloadable"})
 LineAttributePlugin = Callable[[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]], Iterable[Mapping[str, Any]]]
 
 _OFFLINE_METHODS = frozenset({"checkmo", "banktransfer", "cashondelivery", "purchaseorder"})
-
-
-class MappingError(ValueError):
-    """The order cannot be mapped as it is; ``field`` names the part of the order at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,8 @@ def unit_line_id(item_id: str, unit: int) -> str:
 
 
 def item_of_line_id(line_id: str) -> tuple[str, int] | None:
-    """(Magento item id, unit) of a unit line id; None for the SHIPPING line or an id this connector did not make."""
+    """(Magento item id, unit) of a unit line id; None for the SHIPPING line, a wrapping line, or an id this connector
+    did not make."""
     item_id, sep, unit = line_id.rpartition("-")
     if not sep or not item_id or not unit.isdigit():
         return None
@@ -91,6 +102,7 @@ class _Unit:
     backordered: bool
     parent_line_id: str | None = None
     attributes: list[dict[str, Any]] = field(default_factory=list)
+    fees: FixedTaxes = NO_FIXED_TAXES  # this unit's share of the item's fixed product taxes (in ``money`` already)
 
 
 def order_to_mcom(
@@ -105,8 +117,16 @@ def order_to_mcom(
             f"the order has {lines} units, one OMS line each; at most {options.max_lines} are accepted "
             "(OMS_MAX_ORDER_LINES)",
         )
+    wrapped = wrapped_unit_count(order)
+    if wrapped > options.max_lines:
+        raise MappingError(
+            "items",
+            f"the order wraps {wrapped} units, one OMS line each; at most {options.max_lines} are accepted "
+            "(OMS_MAX_ORDER_LINES)",
+        )
     quantum = quantum_for(order.order_currency_code)
-    units = _unit_lines(order, options, quantum)
+    units = _unit_lines(order, options, quantum, fee_tax_in_tax=True)
+    wrappings = wrapping_lines(order, quantum)
     shipping = _shipping_amounts(order, quantum)
     has_physical = any(unit.product_type == PHYSICAL for unit in units)
 
@@ -132,23 +152,30 @@ def order_to_mcom(
         raise MappingError("payment", "is required")
     payment_ref = payment.entity_id or "payment"
 
-    grosses = [unit.money.gross for unit in units] + ([shipping.gross] if shipping is not None else [])
-    lines_total = sum(grosses, Decimal(0))
+    charges = [wrapping.money.gross for wrapping in wrappings] + ([shipping.gross] if shipping is not None else [])
+    lines_total = sum((unit.money.gross for unit in units), Decimal(0)) + sum(charges, Decimal(0))
     gift_cards = to_quantum(order.gift_card_total, quantum)
     store_credit = to_quantum(order.store_credit_total, quantum)
     reward_points = to_quantum(order.reward_points_total, quantum)
     grand_total = to_quantum(order.grand_total or Decimal(0), quantum)
     expected = grand_total + gift_cards + store_credit + reward_points
+    fee_tax = sum((unit.fees.tax for unit in units), Decimal(0))
+    if lines_total != expected and fee_tax and lines_total + fee_tax == expected:
+        # The tax on the fixed product taxes is in no item's tax_amount (the store's totals say so): on top of it.
+        units = _unit_lines(order, options, quantum, fee_tax_in_tax=False)
+        lines_total += fee_tax
     if lines_total != expected:
         rewards = f" + reward points {reward_points}" if reward_points else ""
+        fees = f" ({lines_total + fee_tax} with the fixed product taxes' tax on top)" if fee_tax else ""
         raise MappingError(
             "grand_total",
-            f"the order's lines add up to {lines_total} but grand_total {grand_total} + gift cards {gift_cards}"
-            f" + store credit {store_credit}{rewards} = {expected} (difference {lines_total - expected}); the order"
-            " holds amounts this connector cannot place on lines (gift wrapping, fixed product taxes?)",
+            f"the order's lines add up to {lines_total}{fees} but grand_total {grand_total} + gift cards"
+            f" {gift_cards} + store credit {store_credit}{rewards} = {expected} (difference"
+            f" {lines_total - expected}); the order holds amounts this connector cannot place on lines",
         )
     if grand_total < 0:
         raise MappingError("grand_total", "must not be negative")
+    grosses = [unit.money.gross for unit in units] + charges
     gift_card_shares = allocate(gift_cards, grosses, quantum) if gift_cards else [Decimal(0)] * len(grosses)
 
     currency = order.order_currency_code.upper()
@@ -164,6 +191,8 @@ def order_to_mcom(
             options, document or {}, document_items.get(unit.item.item_id, {}), line
         )
         lines.append(line)
+    for wrapping, gift_card_share in zip(wrappings, gift_card_shares[len(units) :], strict=False):
+        lines.append(_wrapping_line(wrapping, len(lines) + 1, currency, gift_card_share, common, order))
     if shipping is not None:
         method = _shipping_method(order) or SHIPPING_LINE_ID
         lines.append(_shipping_line(shipping, len(lines) + 1, method, currency, gift_card_shares[-1], common, order))
@@ -217,7 +246,11 @@ def unit_line_count(order: CommerceOrder) -> int:
     return count
 
 
-def _unit_lines(order: CommerceOrder, options: OrderMappingOptions, quantum: Decimal) -> list[_Unit]:
+def _unit_lines(
+    order: CommerceOrder, options: OrderMappingOptions, quantum: Decimal, *, fee_tax_in_tax: bool
+) -> list[_Unit]:
+    """The unit lines. ``fee_tax_in_tax``: the tax on the fixed product taxes is in the items' ``tax_amount``
+    (else it is added on top of it)."""
     by_id: dict[str, tuple[int, CommerceItem]] = {}
     for index, item in enumerate(order.items):
         if item.item_id in by_id:
@@ -238,18 +271,26 @@ def _unit_lines(order: CommerceOrder, options: OrderMappingOptions, quantum: Dec
             continue  # exported through its parent
         own_children = children.get(item.item_id, [])
         if kind == "bundle":
-            units.extend(_bundle_units(index, item, own_children, options, quantum))
+            units.extend(_bundle_units(index, item, own_children, options, quantum, fee_tax_in_tax=fee_tax_in_tax))
         elif kind == "configurable":
-            child = own_children[0][1] if own_children else None
-            units.extend(_item_units(index, item, quantum, shown=child))
+            child_index, child = own_children[0] if own_children else (index, None)
+            child_fees = fixed_taxes(child, f"items[{child_index}]", quantum) if child is not None else None
+            fees = child_fees or fixed_taxes(item, f"items[{index}]", quantum)
+            units.extend(_item_units(index, item, quantum, fees, fee_tax_in_tax, shown=child))
         else:
-            units.extend(_item_units(index, item, quantum))
+            fees = fixed_taxes(item, f"items[{index}]", quantum)
+            units.extend(_item_units(index, item, quantum, fees, fee_tax_in_tax))
     if not units:
         raise MappingError("items", "the order has no item to export")
     return units
 
 
-def _row_amounts(index: int, item: CommerceItem, quantum: Decimal) -> RowAmounts:
+def _row_amounts(
+    index: int, item: CommerceItem, quantum: Decimal, fees: FixedTaxes, fee_tax_in_tax: bool
+) -> RowAmounts:
+    """The item row's own amounts, its fixed product taxes (``fees``) left out of gross and tax (the units get
+    them) but not of the promotion's reckoning: the promotion is the original price of the product alone less
+    what the product alone costs."""
     qty = Decimal(item.units)
     row_total = item.row_total if item.row_total is not None else (item.price or Decimal(0)) * qty
     tax = to_quantum(item.tax_amount or Decimal(0), quantum)
@@ -267,13 +308,24 @@ def _row_amounts(index: int, item: CommerceItem, quantum: Decimal) -> RowAmounts
         raise MappingError(
             f"items[{index}].tax_amount", f"the tax ({tax}) exceeds the amount paid for the row ({gross})"
         )
+    product = gross - fees.tax if fee_tax_in_tax else gross  # what the product itself costs, its tax included
     if item.row_total_incl_tax is not None:
         original = to_quantum(item.row_total_incl_tax, quantum)
     elif item.price_incl_tax is not None:
         original = to_quantum(item.price_incl_tax * qty, quantum)
     else:
-        original = gross + to_quantum(discount, quantum)
-    return RowAmounts(gross=gross, tax=tax, discount=max(original - gross, Decimal(0)))
+        original = product + to_quantum(discount, quantum)
+    if fees.gross and original - product - _expected_promotion(item, discount, compensation) > fees.gross / 2:
+        original -= fees.gross  # the price shown "including FPT": the product's is without
+    return RowAmounts(gross=gross, tax=tax, discount=max(original - product, Decimal(0)))
+
+
+def _expected_promotion(item: CommerceItem, discount: Decimal, compensation: Decimal) -> Decimal:
+    """What row_total_incl_tax exceeds the row's gross by when it holds no fixed product tax: the discount, plus
+    its tax when the catalog prices exclude tax (no discount tax compensation then)."""
+    if compensation:
+        return discount
+    return discount * (1 + (item.tax_percent or Decimal(0)) / 100)
 
 
 def _carries_money(item: CommerceItem) -> bool:
@@ -284,6 +336,8 @@ def _item_units(
     index: int,
     item: CommerceItem,
     quantum: Decimal,
+    fees: FixedTaxes,
+    fee_tax_in_tax: bool,
     *,
     shown: CommerceItem | None = None,
     money: RowAmounts | None = None,
@@ -291,10 +345,11 @@ def _item_units(
     attributes: Sequence[dict[str, Any]] = (),
     flags_from: CommerceItem | None = None,
 ) -> list[_Unit]:
-    """``item``'s units. ``shown``: the item whose SKU and name the lines show (a configurable's child);
-    ``money``: the row amounts when they do not come from ``item`` itself (a fixed-price bundle's child)."""
+    """``item``'s units, each with its share of ``fees`` (the row's fixed product taxes; their tax too unless
+    ``fee_tax_in_tax``). ``shown``: the item whose SKU and name the lines show (a configurable's child); ``money``:
+    the row amounts when they do not come from ``item`` itself (a fixed-price bundle's child)."""
     count = item.units
-    row = money if money is not None else _row_amounts(index, item, quantum)
+    row = money if money is not None else _row_amounts(index, item, quantum, fees, fee_tax_in_tax)
     shown = shown or item
     backordered = max(int(i.qty_backordered or 0) for i in (item, shown))
     product_type = _product_type(shown, item)
@@ -307,15 +362,24 @@ def _item_units(
             sku=shown.sku,
             name=shown.name or item.name or shown.sku,
             product_type=product_type,
-            money=amounts,
+            money=_with_fees(amounts, unit_fees, fee_tax_in_tax),
             tax_rate=rate,
             discount_percent=percent,
             backordered=unit > count - backordered,
             parent_line_id=parent_line(unit),
             attributes=[dict(attribute) for attribute in attributes],
+            fees=unit_fees,
         )
-        for unit, amounts in enumerate(split_row(row, count, quantum), start=1)
+        for unit, (amounts, unit_fees) in enumerate(
+            zip(split_row(row, count, quantum), fees.per_unit(count, quantum), strict=True), start=1
+        )
     ]
+
+
+def _with_fees(amounts: RowAmounts, fees: FixedTaxes, fee_tax_in_tax: bool) -> RowAmounts:
+    """A unit's amounts with its fixed product taxes: in gross and in tax (the fees are taxes), net unchanged."""
+    extra = fees.amount if fee_tax_in_tax else fees.gross
+    return RowAmounts(gross=amounts.gross + extra, tax=amounts.tax + extra, discount=amounts.discount)
 
 
 def _bundle_units(
@@ -324,6 +388,8 @@ def _bundle_units(
     children: list[tuple[int, CommerceItem]],
     options: OrderMappingOptions,
     quantum: Decimal,
+    *,
+    fee_tax_in_tax: bool,
 ) -> list[_Unit]:
     if not children:
         raise MappingError(f"items[{index}]", f"bundle {bundle.sku} has no child items in the order")
@@ -338,6 +404,7 @@ def _bundle_units(
         per_bundle = child.units // bundles if child.units % bundles == 0 else child.units
         return lambda unit: unit_line_id(bundle.item_id, min(bundles, (unit - 1) // per_bundle + 1))
 
+    fees = [fixed_taxes(child, f"items[{child_index}]", quantum) for child_index, child in children]
     dynamic = any(_carries_money(child) for _, child in children)
     if dynamic:
         shares: list[RowAmounts | None] = [None] * len(children)
@@ -347,14 +414,19 @@ def _bundle_units(
             weights = [(child.original_price or Decimal(0)) * child.units for _, child in children]
         else:  # a child without a price: equal shares (a price of 0 is kept: a free item of the bundle)
             weights = [Decimal(child.units) for _, child in children]
-        shares = list(allocate_rows(_row_amounts(index, bundle, quantum), weights, quantum))
+        all_fees = NO_FIXED_TAXES  # the bundle's row: its children's fees (the parent's own are a copy)
+        for child_fees in fees:
+            all_fees = all_fees.plus(child_fees)
+        shares = list(allocate_rows(_row_amounts(index, bundle, quantum, all_fees, fee_tax_in_tax), weights, quantum))
     units: list[_Unit] = []
-    for (child_index, child), share in zip(children, shares, strict=True):
+    for (child_index, child), share, child_fees in zip(children, shares, fees, strict=True):
         units.extend(
             _item_units(
                 child_index,
                 child,
                 quantum,
+                child_fees,
+                fee_tax_in_tax,
                 money=share,
                 parent_line=parent_line_for(child),
                 attributes=attributes,
@@ -377,8 +449,13 @@ def _product_type(*candidates: CommerceItem) -> str:
 
 
 # --- lines ---------------------------------------------------------------------------------------------------
-def _price(amounts: RowAmounts, rate: Decimal, currency: str) -> dict[str, Any]:
-    taxes = [{"type": "VAT", "amount": amounts.tax, "rate": rate}] if amounts.tax or rate else []
+def _price(amounts: RowAmounts, rate: Decimal, currency: str, fees: FixedTaxes = NO_FIXED_TAXES) -> dict[str, Any]:
+    """The line's price; ``taxes``: ``VAT`` (the tax charged, on the product and on its fees) then one entry per
+    fixed product tax in it (``fees``: type = the fee's title, rate 0), so they add up to ``tax_amount``."""
+    fixed = [(title, amount) for title, amount in fees.fees if amount]
+    vat = amounts.tax - sum((amount for _, amount in fixed), Decimal(0))
+    taxes = [{"type": "VAT", "amount": vat, "rate": rate}] if vat or rate else []
+    taxes += [{"type": title, "amount": amount, "rate": Decimal(0)} for title, amount in fixed]
     return {
         "net_amount": amounts.net,
         "gross_amount": amounts.gross,
@@ -432,7 +509,7 @@ def _line(unit: _Unit, number: int, currency: str, order: CommerceOrder, gift_ca
         "image_url": None,
         "product_url": None,
         "source_id": None,
-        "amount": _price(unit.money, unit.tax_rate, currency),
+        "amount": _price(unit.money, unit.tax_rate, currency, unit.fees),
         "status": None,
         "promotions_info": _promotions(unit.money, unit.discount_percent, gift_card_share, order, "Discount"),
         "pre_order_street_date": None,
@@ -481,7 +558,7 @@ def _shipping_line(
         "product_url": None,
         "source_id": None,
         **common,
-        "amount": _price(amounts, _shipping_tax_rate(amounts, order), currency),
+        "amount": _price(amounts, _charge_tax_rate(amounts, order), currency),
         "status": None,
         "promotions_info": _promotions(amounts, Decimal(0), gift_card_share, order, "Shipping discount"),
         "pre_order_street_date": None,
@@ -491,9 +568,39 @@ def _shipping_line(
     }
 
 
-def _shipping_tax_rate(amounts: RowAmounts, order: CommerceOrder) -> Decimal:
-    """The order carries no shipping tax rate: an item's rate when it explains the shipping tax to the cent (the
-    usual case: shipping taxed like the goods), else the effective rate (tax / net, 2 decimals)."""
+def _wrapping_line(
+    wrapping: WrappingLine,
+    number: int,
+    currency: str,
+    gift_card_share: Decimal,
+    common: Mapping[str, Any],
+    order: CommerceOrder,
+) -> dict[str, Any]:
+    design = [{"attribute_code": DESIGN_ATTRIBUTE, "value": wrapping.design}] if wrapping.design is not None else []
+    return {
+        "id": wrapping.line_id,
+        "line_number": number,
+        "product_type": GIFT_WRAPPING,
+        "sku": wrapping.sku,
+        "product_name": wrapping.name,
+        "parent_line_id": unit_line_id(*wrapping.wraps) if wrapping.wraps is not None else None,
+        "image_url": None,
+        "product_url": None,
+        "source_id": None,
+        **common,
+        "amount": _price(wrapping.money, _charge_tax_rate(wrapping.money, order), currency),
+        "status": None,
+        "promotions_info": _promotions(wrapping.money, Decimal(0), gift_card_share, order, "Discount"),
+        "pre_order_street_date": None,
+        "source_location": None,
+        "pickup_location": None,
+        "custom_attributes": design,
+    }
+
+
+def _charge_tax_rate(amounts: RowAmounts, order: CommerceOrder) -> Decimal:
+    """The order carries no tax rate for shipping or gift wrapping: an item's rate when it explains the tax to the
+    cent (the usual case: taxed like the goods), else the effective rate (tax / net, 2 decimals)."""
     if not amounts.tax:
         return Decimal(0)
     for rate in sorted({item.tax_percent for item in order.items if item.tax_percent}, reverse=True):

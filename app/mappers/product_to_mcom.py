@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.protocol.references import MAX_REFERENCES
+
 PRODUCT_UPDATED = "magento.catalog.product_management.updated"
 SHIPPING_METHOD_TYPE = "virtual"  # a shipping method is sold as a line, never stocked
 
@@ -58,6 +60,14 @@ def product_params(entry: CatalogEntry, attributes: Sequence[str], locale: str) 
             "children_skus": list(entry.children_skus) if entry.type in ("configurable", "bundle", "grouped") else [],
         }
     }
+
+
+def product_references(params: Mapping[str, Any]) -> list[str]:
+    """What the journal finds a product's export by (its ``refs``): the SKUs ``params`` name — the product's, then
+    its children's — up to MAX_REFERENCES (a message that names more is indexed in full once stored), without walking
+    the params as extract_references does."""
+    product = params["product"]
+    return list(dict.fromkeys([product["sku"], *product["children_skus"]]))[:MAX_REFERENCES]
 
 
 def shipping_method_entry(code: str, name: str, *, enabled: bool = True) -> CatalogEntry:

@@ -10,6 +10,7 @@ from fastapi import Body, Query
 
 from app.deps import OperatorAuth, RuntimeDep
 from app.models import Direction, Status
+from app.protocol.references import MAX_REFERENCE_LENGTH
 from app.routers.params import MessageId
 from app.routers.route import api_router
 from app.schemas import (
@@ -38,7 +39,13 @@ async def search_journal(
     topic: str | None = None,
     status: Status | None = None,
     external_id: Annotated[str | None, Query(description="The JSON-RPC id")] = None,
-    reference: Annotated[str | None, Query(description="An order number or SKU the message concerns")] = None,
+    reference: Annotated[
+        str | None,
+        Query(
+            description="An order number or SKU the message names, however many it names",
+            max_length=MAX_REFERENCE_LENGTH,
+        ),
+    ] = None,
     since: JournalTime | None = None,
     until: JournalTime | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,

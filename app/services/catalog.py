@@ -46,6 +46,7 @@ from app.mappers.product_to_mcom import (
     CatalogEntry,
     fingerprint,
     product_params,
+    product_references,
     shipping_method_entry,
 )
 from app.protocol.commerce_product import CommerceProduct, parse_products
@@ -367,7 +368,7 @@ class CatalogService:
             lane=product_lane(entry.sku),
             channel=OMS_CHANNEL,
             external_id=f"{self.settings.oms_application_id}-product-{entry.sku}-{exports + 1}",
-            refs=[entry.sku, *entry.children_skus][:50],
+            refs=product_references(params),
         )
         await connection.execute(
             SET_PRODUCT_EXPORTED,

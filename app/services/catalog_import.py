@@ -24,7 +24,7 @@ from app.data.journal import SET_JOURNAL_RESULT
 from app.data.outbox import OMS_CHANNEL, NewMessage, insert_messages
 from app.db import Database
 from app.errors import InputRejected, PayloadTooLarge
-from app.mappers.product_to_mcom import PRODUCT_UPDATED, CatalogEntry, fingerprint, product_params
+from app.mappers.product_to_mcom import PRODUCT_UPDATED, CatalogEntry, fingerprint, product_params, product_references
 from app.models import Direction, Status
 from app.protocol.catalog_csv import (
     RowError,
@@ -194,7 +194,7 @@ class CatalogImport:
                         document=json.dumps(
                             request_envelope(f"{app}-product-{entry.sku}-{n}", PRODUCT_UPDATED, params)
                         ),
-                        refs=[entry.sku],
+                        refs=product_references(params),
                     )
                     for entry, params, _, n in changed
                 ]

@@ -1,4 +1,5 @@
-"""What GET /integration shows: the link with the OMS, and the backlog summarised per topic (never a secret).
+"""What GET /integration shows: the link with the OMS, the pull of orders from Adobe Commerce, and the backlog
+summarised per topic (never a secret).
 
 The backlog is one row per direction, channel and topic (the JSON-RPC method), whatever the number of lanes: order
 lanes are one per order, and a row per lane was one per order (millions in production). Lanes that are *blocked* —
@@ -17,6 +18,7 @@ from pydantic import BaseModel, Field
 from app import __version__
 from app.clients.oms import OmsClient
 from app.data.monitoring import BLOCKED_LANES, LAST_MESSAGE, TOPIC_BACKLOG, TOPIC_FAILED
+from app.data.order_pull import PULL_STATE
 from app.db import Database
 from app.models import Direction
 from app.services.integration import IntegrationSwitch, Registrar
@@ -57,6 +59,38 @@ class RegistrationStatus(BaseModel):
     callback_url: str | None
     error: str | None
     attempted_at: datetime | None
+
+
+class PullCursor(BaseModel):
+    updated_at: datetime = Field(description="Adobe Commerce's updated_at (UTC) of the last order fully handled")
+    entity_id: int = Field(description="Its entity_id (orders updated in the same second are read in its order)")
+
+
+class OrderPullStatus(BaseModel):
+    """Orders pulled from Adobe Commerce: where the pull stands and what its last poll did."""
+
+    enabled: bool = Field(
+        description="ADOBE_COMMERCE_URL and ADOBE_COMMERCE_TOKEN are set and ADOBE_COMMERCE_ORDER_POLL_S > 0: "
+        "processes with workers poll (one replica at a time)"
+    )
+    poll_interval_s: float
+    page_size: int
+    max_pages: int = Field(description="Pages per poll at most (the next poll follows at once when there is more)")
+    overlap_s: float = Field(description="Each poll reads again from this long before the cursor")
+    cursor: PullCursor | None = Field(description="The last order fully handled; null: no poll has run yet")
+    next_poll_at: datetime | None = Field(description="When the next poll is due (a failure puts it off)")
+    failures: int = Field(description="Polls failed in a row; each is tried again with backoff")
+    last_started_at: datetime | None
+    last_finished_at: datetime | None
+    last_outcome: str | None = Field(description="succeeded or failed")
+    last_error: str | None
+    last_result: dict[str, Any] | None = Field(
+        description="What the last poll read and did: pages, read, new, changed, unchanged, exported, held, "
+        "rejected (refused: journaled under connector.orders.pull.order), more (the page cap ended it)"
+    )
+    last_message_id: int | None = Field(
+        description="The last poll journaled (topic connector.orders.pull; a poll that found nothing new is not)"
+    )
 
 
 class LastMessage(BaseModel):
@@ -128,6 +162,7 @@ class IntegrationStatus(BaseModel):
     last_out: LastMessage | None = Field(
         description=f"The newest outbound message among the newest {LAST_MESSAGE_WINDOW}"
     )
+    order_pull: OrderPullStatus
     backlog: Backlog
 
 
@@ -144,6 +179,7 @@ async def integration_status(
         window = {"window": LAST_MESSAGE_WINDOW}
         last_in = (await connection.execute(LAST_MESSAGE, {"direction": "in", **window})).mappings().first()
         last_out = (await connection.execute(LAST_MESSAGE, {"direction": "out", **window})).mappings().first()
+        pull = (await connection.execute(PULL_STATE)).mappings().first()
     reachable: bool | None = None
     if client is not None and (client.last_success_at or client.last_error):
         reachable = client.last_error is None  # this process has talked to the OMS
@@ -178,7 +214,32 @@ async def integration_status(
         ),
         last_in=LastMessage.model_validate(dict(last_in)) if last_in else None,
         last_out=LastMessage.model_validate(dict(last_out)) if last_out else None,
+        order_pull=_order_pull(settings, pull),
         backlog=_backlog(pending, failed, blocked),
+    )
+
+
+def _order_pull(settings: Settings, row: Any) -> OrderPullStatus:
+    """The pull's settings and its state row (PULL_STATE)."""
+    state = dict(row) if row is not None else {}
+    cursor = None
+    if state.get("cursor_updated_at") is not None:
+        cursor = PullCursor(updated_at=state["cursor_updated_at"], entity_id=state["cursor_entity_id"] or 0)
+    return OrderPullStatus(
+        enabled=settings.order_pull_enabled,
+        poll_interval_s=settings.adobe_commerce_order_poll_s,
+        page_size=settings.adobe_commerce_order_page_size,
+        max_pages=settings.adobe_commerce_order_max_pages,
+        overlap_s=settings.adobe_commerce_order_overlap_s,
+        cursor=cursor,
+        next_poll_at=state.get("next_poll_at"),
+        failures=state.get("failures") or 0,
+        last_started_at=state.get("last_started_at"),
+        last_finished_at=state.get("last_finished_at"),
+        last_outcome=state.get("last_outcome"),
+        last_error=state.get("last_error"),
+        last_result=state.get("last_result"),
+        last_message_id=state.get("last_message_id"),
     )
 
 

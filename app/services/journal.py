@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, TextClause, func, select
 
 from app.clock import Clock
 from app.data.bus import NOTIFY_BUS
@@ -22,9 +22,11 @@ from app.data.journal import (
     RETRY_MESSAGES,
 )
 from app.data.outbox import OMS_CHANNEL
+from app.data.references import MESSAGE_NAMES_REFERENCE
 from app.db import Database
 from app.errors import InputRejected, NotFound, OperatorActionRefused
 from app.models import Direction, Message, Status
+from app.protocol.references import MAX_REFERENCE_LENGTH
 from app.services.order_gate import retry_status
 from app.services.orders import order_lane
 
@@ -60,11 +62,17 @@ class JournalQuery(JournalFilter):
     cursor: int | None = None  # the last id of the previous page: newer entries are not repeated
 
 
-def _conditions(query: JournalFilter) -> list[ColumnElement[bool]] | None:
-    """The filter as conditions on Message; None when nothing stored can match."""
+def _conditions(query: JournalFilter) -> list[ColumnElement[bool] | TextClause] | None:
+    """The filter as conditions on Message; None when nothing stored can match. InputRejected for a reference
+    longer than any kept (a reference is kept to its first MAX_REFERENCE_LENGTH characters)."""
+    if query.reference and len(query.reference) > MAX_REFERENCE_LENGTH:
+        raise InputRejected(
+            [{"field": "reference", "message": f"at most {MAX_REFERENCE_LENGTH} characters (references are kept to "
+              "their first ones)"}]
+        )  # fmt: skip
     if any("\x00" in value for value in (query.topic, query.external_id, query.reference) if value):
         return None  # PostgreSQL text cannot hold NUL, so nothing stored matches (and it must not 500)
-    conditions: list[ColumnElement[bool]] = []
+    conditions: list[ColumnElement[bool] | TextClause] = []
     if query.direction is not None:
         conditions.append(Message.direction == query.direction)
     if query.topic:
@@ -73,8 +81,8 @@ def _conditions(query: JournalFilter) -> list[ColumnElement[bool]] | None:
         conditions.append(Message.status == query.status)
     if query.external_id:
         conditions.append(Message.external_id == query.external_id)
-    if query.reference:
-        conditions.append(Message.refs.contains([query.reference]))
+    if query.reference:  # whatever the message's size: app/data/references.py
+        conditions.append(MESSAGE_NAMES_REFERENCE.bindparams(reference=query.reference))
     if query.since is not None:
         conditions.append(Message.created_at >= query.since)
     if query.until is not None:

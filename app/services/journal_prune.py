@@ -24,24 +24,34 @@ pruning millions of rows).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import TextClause
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.clock import Clock
 from app.data.journal import (
+    AUTOVACUUM_LOCK_TIMEOUT,
+    HOLD_AUTOVACUUM_SHARED,
     JOURNAL_PRUNE_RUN,
     LAST_DAILY_PRUNE,
     MARK_DAILY_PRUNE,
+    MESSAGE_AUTOVACUUM_STOPPED,
     PRUNE_JOURNAL_BATCH,
+    RELEASE_AUTOVACUUM_EXCLUSIVE,
+    RELEASE_AUTOVACUUM_SHARED,
+    RESUME_MESSAGE_AUTOVACUUM,
+    STOP_MESSAGE_AUTOVACUUM,
+    TRY_AUTOVACUUM_EXCLUSIVE,
     TRY_PRUNE_LOCK,
 )
 from app.data.outbox import OMS_CHANNEL
@@ -65,13 +75,15 @@ PRUNE_CHANNEL = "connector"  # the connector's own entries: no peer sent them, n
 # messages/s with a webhook p99 of 2.95x the same rate without a prune; batches of 250, 7,791/s and 2.29x). What
 # costs the webhooks is mostly the autovacuum that a large delete brings, not the delete: with autovacuum of the
 # table held off the prune alone made 1.63x; slowed three times while autovacuum ran (so the whole clean-up fell
-# inside the prune's window) it made 5.01x. Pacing the prune harder does not help; see README, "Journal retention".
+# inside the prune's window) it made 5.01x. Pacing the prune harder does not help; holding autovacuum off while the
+# prune runs does (autovacuum_held; README, "Journal retention").
 BATCH_SIZE = 250  # messages examined (and at most deleted) per statement and transaction
 PAUSE_RATIO = 8.0
 DAILY_S = 24 * 3600.0  # the workers prune at most this often, across all replicas
 CHECK_S = 3600.0  # how often a process with workers looks whether the daily prune is due
 # pg_try_advisory_lock key of the daily prune: above 2^31, so no hashtext() value can ever be it.
 PRUNE_LOCK_KEY = 0x6F6D_735F_7072_756E  # "oms_prun"
+HOLD_KEY = 0x6F6D_735F_6176_6163  # "oms_avac": held shared by every running prune (autovacuum_held)
 _BEFORE_ANY = datetime(1, 1, 1, tzinfo=UTC)  # the keyset before the first message
 
 # The processing-time report's bound: every message finished before it is counted for good (None: nothing yet).
@@ -139,38 +151,10 @@ class JournalPrune:
         started_at = self.clock.now()
         started = time.monotonic()
         cutoff = started_at - timedelta(days=days)
-        async with self.db.connect() as connection:
-            counted = await self.counted_until(connection)
+        hold = contextlib.nullcontext() if dry_run else self.autovacuum_held()
+        async with hold:
+            counted, totals, batches = await self._batches(cutoff, dry_run)
         finished_before = None if counted is None else min(cutoff, counted)
-        totals = dict.fromkeys(("examined", "doomed", "pending", "recent", "kept_for_orders", "deleted"), 0)
-        batches = 0
-        after_at, after_id = _BEFORE_ANY, 0
-        while finished_before is not None:  # None: the report has counted nothing yet, so nothing finished may go
-            batch_started = time.monotonic()
-            async with self.db.connect() as connection:
-                row = (
-                    await connection.execute(
-                        PRUNE_JOURNAL_BATCH,
-                        {
-                            "cutoff": cutoff,
-                            "after_at": after_at,
-                            "after_id": after_id,
-                            "batch": self.batch_size,
-                            "finished_before": finished_before,
-                            "order_channel": OMS_CHANNEL,
-                            "order_lane": order_lane(""),
-                            "dry_run": dry_run,
-                        },
-                    )
-                ).one()
-            batches += 1
-            for key in totals:
-                totals[key] += int(getattr(row, key))
-            if row.examined < self.batch_size:
-                break
-            after_at, after_id = row.last_created_at, row.last_id
-            if not dry_run:  # a dry run writes nothing
-                await asyncio.sleep((time.monotonic() - batch_started) * self.pause_ratio)
         changed_meanwhile = 0 if dry_run else totals["doomed"] - totals["deleted"]  # retried by an operator, say
         result = PruneResult(
             dry_run=dry_run,
@@ -199,6 +183,99 @@ class JournalPrune:
         )
         return result
 
+    async def _batches(self, cutoff: datetime, dry_run: bool) -> tuple[datetime | None, dict[str, int], int]:
+        """The batches of one run: the report's bound (None: it has counted nothing yet, so nothing finished may
+        go), what they found and did, and how many ran."""
+        async with self.db.connect() as connection:
+            counted = await self.counted_until(connection)
+        finished_before = None if counted is None else min(cutoff, counted)
+        totals = dict.fromkeys(("examined", "doomed", "pending", "recent", "kept_for_orders", "deleted"), 0)
+        batches = 0
+        after_at, after_id = _BEFORE_ANY, 0
+        while finished_before is not None:
+            batch_started = time.monotonic()
+            async with self.db.connect() as connection:
+                row = (
+                    await connection.execute(
+                        PRUNE_JOURNAL_BATCH,
+                        {
+                            "cutoff": cutoff,
+                            "after_at": after_at,
+                            "after_id": after_id,
+                            "batch": self.batch_size,
+                            "finished_before": finished_before,
+                            "order_channel": OMS_CHANNEL,
+                            "order_lane": order_lane(""),
+                            "dry_run": dry_run,
+                        },
+                    )
+                ).one()
+            batches += 1
+            for key in totals:
+                totals[key] += int(getattr(row, key))
+            if row.examined < self.batch_size:
+                break
+            after_at, after_id = row.last_created_at, row.last_id
+            if not dry_run:  # a dry run writes nothing
+                await asyncio.sleep((time.monotonic() - batch_started) * self.pause_ratio)
+        return counted, totals, batches
+
+    @contextlib.asynccontextmanager
+    async def autovacuum_held(self) -> AsyncIterator[bool]:
+        """Autovacuum of ``message`` off while a prune deletes, on again after (yields whether the hold took).
+
+        Why: autovacuum cleans up once a fifth of the table is dead, so during a large prune it starts again and
+        again, each pass scanning every index of the table, and its I/O and WAL land on the webhooks' commits on top
+        of the prune's own (bench/prune.py: webhook p99 2.29x the same rate without a prune, 1.63x with the hold).
+        Held, the table is cleaned once, after the prune, at migration 0012's gentle pace. PostgreSQL still runs an
+        anti-wraparound vacuum whatever the setting. Prunes may overlap (the daily one and an operator's): each
+        holds HOLD_KEY shared, and the setting is given back by whoever then gets the key exclusively, i.e. by the
+        last one to finish; one that dies leaves it off until ``resume_autovacuum`` (every process with workers,
+        hourly) finds no prune running. If the table cannot be altered (the connector's database role does not own
+        it, or a manual VACUUM holds it for more than 5 s), the prune runs without the hold."""
+        connection = await self.db.raw_connection()
+        try:
+            await connection.execute(*_positional(HOLD_AUTOVACUUM_SHARED, key=HOLD_KEY))
+            held = True
+            try:
+                await connection.execute(*_positional(AUTOVACUUM_LOCK_TIMEOUT))
+                await connection.execute(*_positional(STOP_MESSAGE_AUTOVACUUM))
+            except asyncpg.PostgresError as exc:
+                held = False
+                log.warning("journal prune: autovacuum of message not held: %s", exc,
+                            extra={"action": "journal_prune_hold_failed"})  # fmt: skip
+            try:
+                yield held
+            finally:
+                await connection.execute(*_positional(RELEASE_AUTOVACUUM_SHARED, key=HOLD_KEY))
+                if held:
+                    await self._resume_if_alone(connection)
+        finally:
+            await connection.close()
+
+    async def resume_autovacuum(self) -> bool:
+        """Autovacuum of ``message`` on again if a prune that died left it off and no prune is running now
+        (whether it did)."""
+        connection = await self.db.raw_connection()
+        try:
+            await connection.execute(*_positional(AUTOVACUUM_LOCK_TIMEOUT))
+            return await self._resume_if_alone(connection)
+        finally:
+            await connection.close()
+
+    async def _resume_if_alone(self, connection: asyncpg.Connection) -> bool:
+        """On ``connection`` (lock_timeout set): resume autovacuum of ``message`` if it is off and no prune holds
+        it (HOLD_KEY free for an exclusive lock)."""
+        if not await connection.fetchval(*_positional(TRY_AUTOVACUUM_EXCLUSIVE, key=HOLD_KEY)):
+            return False  # a prune is running: the last one to finish gives it back
+        try:
+            if not await connection.fetchval(*_positional(MESSAGE_AUTOVACUUM_STOPPED)):
+                return False
+            await connection.execute(*_positional(RESUME_MESSAGE_AUTOVACUUM))
+            return True
+        finally:
+            await connection.execute(*_positional(RELEASE_AUTOVACUUM_EXCLUSIVE, key=HOLD_KEY))
+
     async def prune_if_due(self) -> PruneResult | None:
         """The daily prune, if no replica ran it in the last 24 h and none is running it now (a session advisory
         lock, held on a connection of its own while the batches run on others: no long transaction)."""
@@ -220,6 +297,7 @@ class JournalPrune:
         """Background task of a process with workers: the daily prune, looked for every CHECK_S."""
         while True:
             try:
+                await self.resume_autovacuum()  # a prune that died left it off
                 await self.prune_if_due()
             except asyncio.CancelledError:
                 raise

@@ -37,12 +37,15 @@ from app.data.lifecycle import (
     SET_STATUS_CHANGE_DELIVERY,
     SET_STORE_CREDIT,
     SET_STORE_CREDIT_DELIVERY,
+    UNITS_OF_CHARGES,
     UPDATE_RETURN,
 )
 from app.data.outbox import Outbox
 from app.mappers.lifecycle_to_commerce import (
     ItemQuantity,
+    RefundedLine,
     comment_body,
+    credit_memo,
     invoice_body,
     item_quantities,
     note_body,
@@ -102,6 +105,13 @@ class Line:
     @property
     def is_shipping(self) -> bool:
         return self.line_id == SHIPPING_LINE_ID or self.product_type == "SHIPPING"
+
+    @property
+    def is_charge(self) -> bool:
+        """A line without a product — the SHIPPING line, a gift wrapping, the printed card — has no Magento item
+        (the order-line table's item id is NULL: app/data/orders.py). It is never shipped itself, is not what makes
+        an order entirely refunded, and its refund reaches Adobe Commerce as an amount, not an item."""
+        return self.item_id is None or self.is_shipping
 
 
 class Lines:
@@ -275,7 +285,7 @@ class Lifecycle:
         shipped: dict[str, Line] = {}
         for index, entry in enumerate(shipment.items):
             line = lines.find(entry.order_line_id, entry.order_line_number, f"shipment.items[{index}].order_line_id")
-            if not line.is_shipping and entry.item_type.upper() != "SHIPPING":
+            if not line.is_charge and entry.item_type.upper() != "SHIPPING":
                 shipped[line.line_id] = line
         packages: list[dict[str, Any]] = []
         for index, package in enumerate(shipment.packages):
@@ -284,7 +294,7 @@ class Lifecycle:
                 for position, value in enumerate(package.items)
             ]
             if not shipment.items:  # no item list: the packages say what shipped
-                shipped.update({line.line_id: line for line in in_package if not line.is_shipping})
+                shipped.update({line.line_id: line for line in in_package if not line.is_charge})
             packages.append(
                 {
                     "id": package.id or None,
@@ -292,7 +302,7 @@ class Lifecycle:
                     "tracking_number": package.tracking_number or None,
                     "tracking_link": package.tracking_link or None,
                     "tracking_comment": package.tracking_comment or None,
-                    "line_ids": [line.line_id for line in in_package if not line.is_shipping],
+                    "line_ids": [line.line_id for line in in_package if not line.is_charge],
                 }
             )
         if not shipped:
@@ -489,24 +499,21 @@ class Lifecycle:
             raise InvalidEvent("refund.lines: no line is refunded")
         summary: dict[str, Any] = {"order": number, "credit_note_number": note_number, "kind": kind}
         already = sorted(line.line_id for line, _ in refunded if line.refund_id is not None and not appeasement)
-        products = [(line, data) for line, data in refunded if not line.is_shipping and line.line_id not in already]
-        shipped = [line for line, _ in products if line.shipment_id is not None]
-        before_shipment = [line.line_id for line, _ in products if line.shipment_id is None]
-        shipping = sum((data["gross"] for line, data in refunded if line.is_shipping), Decimal(0))
+        taken = [(line, data) for line, data in refunded if line.line_id not in already]
+        invoiced = await self._invoiced(order.id, lines, [line for line, _ in taken])
+        before_shipment = [line.line_id for line, _ in taken if line.line_id not in invoiced]
         total = sum((data["gross"] for _, data in refunded), Decimal(0))
-        credit_memo: dict[str, Any] | None = None
-        if shipped:
-            amount = sum((data["gross"] for line, data in products if line.shipment_id is not None), Decimal(0))
-            quantities = item_quantities(line.item_id for line in shipped)
-            credit_memo = {
-                "items": [
-                    {"item_id": q.item_id, "qty": 0 if appeasement else q.qty, "line_ids": _ids(shipped, q.item_id)}
-                    for q in quantities
-                ],
-                "shipping_amount": Decimal(0) if appeasement else shipping,
-                "adjustment_positive": amount if appeasement else Decimal(0),
-                "total": amount + (Decimal(0) if appeasement else shipping),
-            }
+        credit_memo_data: dict[str, Any] | None = None
+        in_memo = [
+            RefundedLine(line.line_id, None if line.is_charge else line.item_id, data["gross"], line.is_shipping)
+            for line, data in taken
+            if line.line_id in invoiced
+        ]
+        if in_memo:
+            anchor = next(
+                (line.item_id for line in lines.all if not line.is_charge and line.shipment_id is not None), None
+            )
+            credit_memo_data = credit_memo(in_memo, appeasement=appeasement, anchor_item=anchor)
         refund_id = (
             await self.connection.execute(
                 INSERT_REFUND,
@@ -520,7 +527,7 @@ class Lifecycle:
                     "refund_type": refund.refund_type or "Return",
                     "refund_reason": refund.refund_reason or None,
                     "kind": kind,
-                    "credit_memo": json.dumps(credit_memo, default=str) if credit_memo else None,
+                    "credit_memo": json.dumps(credit_memo_data, default=str) if credit_memo_data else None,
                     "lines": json.dumps([data for _, data in refunded], default=str),
                     "before_shipment": before_shipment,
                     "total": total,
@@ -532,16 +539,15 @@ class Lifecycle:
         if refund_id is None:
             summary.update(recorded=False, reason="this credit note was recorded before")
             return summary
-        summary.update(recorded=True, credit_memo=credit_memo is not None, total=str(total))
+        summary.update(recorded=True, credit_memo=credit_memo_data is not None, total=str(total))
         if before_shipment:
             summary["refunded_before_shipment"] = before_shipment
         if already:
             summary["already_refunded"] = already
         if not appeasement:
-            taken = [line.line_id for line, _ in refunded if line.line_id not in already]
-            await self._mark(order.id, taken, refund_id=refund_id)
+            await self._mark(order.id, [line.line_id for line, _ in taken], refund_id=refund_id)
             await self._mark(order.id, before_shipment, before_shipment=True)
-        if credit_memo is not None and self.effects.delivers_to(order.entity_id):
+        if credit_memo_data is not None and self.effects.delivers_to(order.entity_id):
             key = self.effects.key(number, f"creditmemo-{refund_id}")
             reason = f"Appeasement {note_number}" if appeasement else f"Refund {note_number}"
             memo_id = await self._deliver(
@@ -549,9 +555,9 @@ class Lifecycle:
                 REFUND,
                 key,
                 refund_body(
-                    items=[ItemQuantity(i["item_id"], i["qty"]) for i in credit_memo["items"]],
-                    shipping_amount=credit_memo["shipping_amount"],
-                    adjustment_positive=credit_memo["adjustment_positive"],
+                    items=[ItemQuantity(i["item_id"], i["qty"]) for i in credit_memo_data["items"]],
+                    shipping_amount=credit_memo_data["shipping_amount"],
+                    adjustment_positive=credit_memo_data["adjustment_positive"],
                     reason=reason,
                     key=key,
                     notify=self.settings.adobe_commerce_notify_customer,
@@ -566,9 +572,11 @@ class Lifecycle:
 
     async def _store_credit(self, order: OrderRecord, refund_id: int) -> str | None:
         """Seed O16: an order partly paid by gift card and now entirely refunded gets the gift-card part back as
-        store credit; an order paid by gift cards alone gets none (and the journal says why)."""
+        store credit; an order paid by gift cards alone gets none (and the journal says why). Entirely refunded:
+        every product line is; the charges (shipping, gift wrapping, printed card) need not be — the OMS may refund
+        the products alone."""
         lines = await order_lines(self.connection, order.id)
-        if any(line.refund_id is None for line in lines.all if not line.is_shipping):
+        if any(line.refund_id is None for line in lines.all if not line.is_charge):
             return None
         text = (await self.connection.execute(ORDER_DOCUMENT_TEXT, {"order_id": order.id})).scalar_one()
         document = parse_order_body(text).order
@@ -594,6 +602,29 @@ class Lifecycle:
             )
             await self.connection.execute(SET_STORE_CREDIT_DELIVERY, {"order_id": order.id, "message_id": credit_id})
         return note
+
+    async def _invoiced(self, order_id: int, lines: Lines, refunded: Sequence[Line]) -> set[str]:
+        """The ids of the ``refunded`` lines a credit memo can take, those Adobe Commerce has invoiced (the connector
+        invoices what a shipment ships): a unit line once shipped; a charge once what it belongs to shipped — a
+        wrapped unit's wrapping with its unit (a bundle unit: any of its children), a charge of the whole order
+        (SHIPPING, the order's wrapping, the printed card) with the order's first shipment (Adobe Commerce invoices
+        the shipping with the first invoice; the order's wrapping and card too, unverified). Any other line was
+        refunded before shipment: no credit memo."""
+        wrappings = [line.line_id for line in refunded if line.is_charge and not line.is_shipping]
+        units: dict[str, list[str]] = {}
+        if wrappings:
+            rows = await self.connection.execute(UNITS_OF_CHARGES, {"order_id": order_id, "line_ids": wrappings})
+            units = {row.line_id: list(row.unit_line_ids) for row in rows}
+        order_shipped = any(line.shipment_id is not None for line in lines.all if not line.is_charge)
+
+        def invoiced(line: Line) -> bool:
+            if not line.is_charge:
+                return line.shipment_id is not None
+            if line.line_id in units:
+                return any(lines.by_id[unit].shipment_id is not None for unit in units[line.line_id])
+            return order_shipped
+
+        return {line.line_id for line in refunded if invoiced(line)}
 
     async def _deliver(self, order: OrderRecord, topic: str, key: str, body: dict[str, Any] | None) -> int | None:
         """Queue one effect for Adobe Commerce in this transaction (the caller checked ``delivers_to``)."""
@@ -635,10 +666,6 @@ class Lifecycle:
                 "before_shipment": before_shipment,
             },
         )
-
-
-def _ids(lines: Iterable[Line], item_id: str) -> list[str]:
-    return [line.line_id for line in lines if line.item_id == item_id]
 
 
 def _merge_return_lines(stored: list[dict[str, Any]], update: list[dict[str, Any]]) -> list[dict[str, Any]]:

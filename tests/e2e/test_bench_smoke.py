@@ -19,15 +19,21 @@ BENCH = REPO / "bench"
 
 TINY: dict[str, list[str]] = {
     "json_rules.py": ["--seconds", "0.05"],
-    "ingest.py": ["--messages", "200", "--warmup", "20", "--concurrency", "8", "--workers", "2"],
+    "ingest.py": [
+        "--messages", "200", "--warmup", "20", "--concurrency", "8", "--workers", "2", "--full-page-skus", "500",
+        "--full-page-every", "50",
+    ],
     "stock.py": ["--skus", "2000", "--page", "500", "--deltas", "100", "--warmup", "10"],
     "orders.py": [
         "--rate", "20", "--duration", "1", "--warmup", "5", "--variants", "2", "--mapper-seconds", "0.1",
         "--drain-timeout", "30",
     ],
+    "order_pull.py": [
+        "--orders", "60", "--concurrency", "8", "--page-size", "25", "--variants", "2", "--timeout", "60",
+    ],
     "lifecycle.py": ["-n", "40", "--warmup", "5", "-c", "4"],
     "catalog.py": ["--sizes", "2000", "--baseline-calls", "300"],
-    "prune.py": ["--rows", "5000", "--rate", "50", "--seconds", "1"],
+    "prune.py": ["--rows", "5000", "--rate", "50", "--seconds", "1", "--baseline-seconds", "1", "--after-max", "1"],
     "console.py": ["--messages", "5000", "--orders", "1000", "--products", "1000", "--requests", "3", "--warmup", "1"],
 }  # fmt: skip
 SMOKE_TIMEOUT_S = 240

@@ -346,6 +346,127 @@ async def test_a_process_with_workers_prunes_by_itself_at_start(database_url: Da
     assert old not in await ids(raw)
 
 
+# --- autovacuum of `message` held while a prune runs ------------------------------------------------------------
+async def autovacuum_stopped(connection: Any) -> bool:
+    """Whether autovacuum of `message` is off (its storage parameter), on an asyncpg or SQLAlchemy connection."""
+    sql = "SELECT coalesce('autovacuum_enabled=false' = ANY(reloptions), false) FROM pg_class WHERE relname = 'message'"
+    if isinstance(connection, asyncpg.Connection):
+        return await connection.fetchval(sql)
+    from sqlalchemy import text
+
+    return (await connection.execute(text(sql))).scalar_one()
+
+
+@pytest.fixture
+async def autovacuum_restored(raw) -> Any:
+    """Whatever a test does, autovacuum of `message` is on again after it."""
+    yield
+    await raw.execute("ALTER TABLE message RESET (autovacuum_enabled)")
+
+
+async def test_a_prune_holds_autovacuum_of_the_message_table_while_it_deletes_and_gives_it_back_after(
+    database_url, raw, clock, autovacuum_restored
+):
+    old = await stored(raw, clock.now(), age_days=40)
+    seen_while_pruning: list[bool] = []
+
+    async def counted_until(connection: Any) -> datetime:  # runs inside the prune, before its first batch
+        seen_while_pruning.append(await autovacuum_stopped(connection))
+        return clock.now()
+
+    pruning = JournalPrune(Database(database_url), clock, make_settings(database_url), counted_until=counted_until)
+    try:
+        assert not await autovacuum_stopped(raw)
+        result = await pruning.prune()
+    finally:
+        await pruning.db.dispose()
+    assert seen_while_pruning == [True]
+    assert result.deleted == 1 and old not in await ids(raw)
+    assert not await autovacuum_stopped(raw)
+
+
+async def test_a_dry_run_leaves_autovacuum_alone(database_url, raw, clock, autovacuum_restored):
+    seen: list[bool] = []
+
+    async def counted_until(connection: Any) -> datetime:
+        seen.append(await autovacuum_stopped(connection))
+        return clock.now()
+
+    pruning = JournalPrune(Database(database_url), clock, make_settings(database_url), counted_until=counted_until)
+    try:
+        await pruning.prune(dry_run=True)
+    finally:
+        await pruning.db.dispose()
+    assert seen == [False]
+
+
+async def test_overlapping_prunes_give_autovacuum_back_only_when_the_last_one_ends(
+    database_url, raw, clock, autovacuum_restored
+):
+    first_inside, release_first = asyncio.Event(), asyncio.Event()
+    seen_by_second: list[bool] = []
+
+    async def first_counted(_connection: Any) -> datetime:
+        first_inside.set()
+        await release_first.wait()  # the first prune stays inside its run until the second one has ended
+        return clock.now()
+
+    async def second_counted(_connection: Any) -> datetime:
+        return clock.now()
+
+    settings = make_settings(database_url)
+    first = JournalPrune(Database(database_url), clock, settings, counted_until=first_counted)
+    second = JournalPrune(Database(database_url), clock, settings, counted_until=second_counted)
+    try:
+        running = asyncio.create_task(first.prune())
+        await first_inside.wait()
+        await second.prune()
+        seen_by_second.append(await autovacuum_stopped(raw))  # the first is still running: still held
+        release_first.set()
+        await running
+    finally:
+        await first.db.dispose()
+        await second.db.dispose()
+    assert seen_by_second == [True]
+    assert not await autovacuum_stopped(raw)
+
+
+async def test_autovacuum_left_off_by_a_prune_that_died_is_resumed_once_no_prune_runs(
+    database_url, raw, clock, autovacuum_restored
+):
+    from app.services.journal_prune import HOLD_KEY
+
+    await raw.execute("ALTER TABLE message SET (autovacuum_enabled = false)")  # what a killed prune leaves behind
+    running_prune = await asyncpg.connect(database_url.libpq)
+    pruning = JournalPrune(Database(database_url), clock, make_settings(database_url))
+    try:
+        await running_prune.execute("SELECT pg_advisory_lock_shared($1)", HOLD_KEY)  # another prune is running
+        assert await pruning.resume_autovacuum() is False
+        assert await autovacuum_stopped(raw)
+        await running_prune.close()  # it ends (or dies: its session's lock goes either way)
+        assert await pruning.resume_autovacuum() is True
+        assert not await autovacuum_stopped(raw)
+        assert await pruning.resume_autovacuum() is False  # nothing left to resume
+    finally:
+        await pruning.db.dispose()
+
+
+async def test_a_prune_that_cannot_hold_autovacuum_still_prunes(database_url, raw, clock, autovacuum_restored):
+    old = await stored(raw, clock.now(), age_days=40)
+    await report_counted(raw, clock.now())
+    blocker = await asyncpg.connect(database_url.libpq)
+    pruning = JournalPrune(Database(database_url), clock, make_settings(database_url))
+    try:
+        # a transaction holding what a manual VACUUM holds (SHARE UPDATE EXCLUSIVE): the prune's ALTER waits 5 s
+        await blocker.execute("BEGIN; LOCK TABLE message IN SHARE UPDATE EXCLUSIVE MODE")
+        result = await pruning.prune()
+    finally:
+        await blocker.close()
+        await pruning.db.dispose()
+    assert result.deleted == 1 and old not in await ids(raw)
+    assert not await autovacuum_stopped(raw)
+
+
 # --- settings and HTTP ---------------------------------------------------------------------------------------
 def test_a_retention_below_three_days_is_refused_naming_the_variable():
     with pytest.raises(ValidationError) as refused:

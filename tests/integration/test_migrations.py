@@ -20,7 +20,7 @@ async def test_upgrade_on_an_empty_database_matches_the_models_and_downgrades(pg
         await asyncio.to_thread(command.check, alembic_config(url))
         connection = await asyncpg.connect(url.libpq)
         try:
-            assert await connection.fetchval("SELECT version_num FROM alembic_version") == "0014"
+            assert await connection.fetchval("SELECT version_num FROM alembic_version") == "0016"
             assert await connection.fetchval("SELECT enabled FROM integration_state WHERE id = 1") is True
             triggers = await connection.fetchval("SELECT count(*) FROM pg_trigger WHERE tgname = 'message_inserted'")
             assert triggers == 1

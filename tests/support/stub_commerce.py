@@ -3,6 +3,9 @@
 Routes live under ``/rest/all/V1`` (see ``base_url``) and need ``Authorization: Bearer <token>``:
 
 * ``GET /orders/{id}``, ``POST /orders/{id}/comments``, ``POST /orders/{id}/cancel``;
+* ``GET /orders?searchCriteria…`` as Magento answers it: filter groups (AND) of filters (OR) on any field (``eq``,
+  ``neq``, ``gt``, ``gteq``, ``lt``, ``lteq``, ``in``, ``nin``, ``from``, ``to``; ``entity_id`` compared as a number),
+  sort orders, ``pageSize`` / ``currentPage`` (a page past the last answers the last one), ``total_count``;
 * ``POST /order/{id}/invoice``, ``/order/{id}/ship``, ``/order/{id}/refund`` with Magento's quantity checks;
 * ``GET /invoices``, ``/shipments``, ``/creditmemos`` filtered by ``order_id`` search criteria;
 * ``POST /inventory/source-items``.
@@ -49,6 +52,8 @@ SEARCH_KEY = re.compile(
     r"searchCriteria\[(?:filter_groups|filterGroups)\]\[(\d+)\]\[filters\]\[(\d+)\]"
     r"\[(field|value|condition_type|conditionType)\]"
 )
+SORT_KEY = re.compile(r"searchCriteria\[(?:sortOrders|sort_orders)\]\[(\d+)\]\[(field|direction)\]")
+NUMERIC_FIELDS = frozenset({"entity_id", "store_id", "customer_id"})
 
 Answer = tuple[int, Any]
 # (the order for /orders/{id} and /order/{id} routes, else the path's captured part; JSON body; query) -> answer
@@ -87,6 +92,7 @@ class StubCommerce(LoopbackStub):
         self.requests: list[RecordedRequest] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"/orders/(\d+)"), self._get_order),
+            ("GET", re.compile(r"/orders"), self._list_orders),
             ("POST", re.compile(r"/orders/(\d+)/comments"), self._comment),
             ("POST", re.compile(r"/orders/(\d+)/cancel"), self._cancel),
             ("POST", re.compile(r"/order/(\d+)/invoice"), self._invoice),
@@ -116,6 +122,17 @@ class StubCommerce(LoopbackStub):
         order = {"entity_id": entity_id, "increment_id": increment_id, "state": "new", "status": "pending"}
         with self._lock:
             self._orders[entity_id] = {**extra, **order, "items": lines, "status_histories": []}
+
+    def put_order(self, document: dict[str, Any]) -> None:
+        """Store (or replace) an order exactly as given, JSON-ready (tests/support/pulled_orders.py builds them):
+        what ``GET /orders`` and ``GET /orders/{id}`` answer."""
+        with self._lock:
+            self._orders[int(document["entity_id"])] = copy.deepcopy(document)
+
+    def update_order(self, entity_id: int, updated_at: str, **fields: Any) -> None:
+        """The store saves an order: ``fields`` changed (e.g. ``status``) and ``updated_at`` moved."""
+        with self._lock:
+            self._orders[entity_id].update(fields, updated_at=updated_at)
 
     def invoice_at_checkout(self, entity_id: int) -> None:
         """The store invoiced the whole order when it was placed (online capture)."""
@@ -328,6 +345,39 @@ class StubCommerce(LoopbackStub):
         found = [copy.deepcopy(d) for d in self._documents[kind] if all(accepts(d, f) for f in groups.values())]
         return 200, {"items": found, "search_criteria": {}, "total_count": len(found)}
 
+    def _list_orders(self, _ident: str, _body: Any, query: str) -> Answer:
+        """``GET /orders`` with search criteria, as Magento: filters, sort orders, numbered pages (a page past the
+        last answers the last one again), ``total_count`` of everything the filters match."""
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if not any(key.startswith("searchCriteria") for key, _ in pairs):
+            return 400, {"message": "%fieldName is a required field.", "parameters": {"fieldName": "searchCriteria"}}
+        groups: dict[str, dict[str, dict[str, str]]] = {}
+        sorts: dict[str, dict[str, str]] = {}
+        params: dict[str, str] = {}
+        for key, value in pairs:
+            if named := SEARCH_KEY.fullmatch(key):
+                group, index, part = named.groups()
+                part = "condition_type" if part == "conditionType" else part
+                groups.setdefault(group, {}).setdefault(index, {})[part] = value
+            elif named := SORT_KEY.fullmatch(key):
+                sorts.setdefault(named.group(1), {})[named.group(2)] = value
+            else:
+                params[key] = value
+        found = [
+            order
+            for order in self._orders.values()
+            if all(any(_matches(order, spec) for spec in filters.values()) for filters in groups.values())
+        ]
+        for index in sorted(sorts, key=int, reverse=True):  # stable sorts, the last key first
+            field, descending = sorts[index].get("field", ""), sorts[index].get("direction", "ASC").upper() == "DESC"
+            found.sort(key=lambda order, field=field: _comparable(field, order.get(field)), reverse=descending)
+        size = int(params.get("searchCriteria[pageSize]", "0")) or max(1, len(found))
+        last = max(1, -(-len(found) // size))
+        page = min(max(1, int(params.get("searchCriteria[currentPage]", "1"))), last)
+        items = copy.deepcopy(found[(page - 1) * size : page * size])
+        criteria = {"filter_groups": [], "page_size": size, "current_page": page}
+        return 200, {"items": items, "search_criteria": criteria, "total_count": len(found)}
+
     def _products(self, _ident: str, _body: Any, query: str) -> Answer:
         """Paged like Magento: ``searchCriteria`` is required, and a page past the last answers the last one."""
         params = dict(parse_qsl(query))
@@ -349,3 +399,34 @@ class StubCommerce(LoopbackStub):
         self.source_items.update(keyed)
         self.source_item_batches.append(copy.deepcopy(items))
         return 200, []
+
+
+def _comparable(field: str, value: Any) -> Any:
+    """A field's value as Magento compares it: numbers for numeric columns, text otherwise (order times are
+    "YYYY-MM-DD HH:MM:SS" text, so text order is time order)."""
+    if field in NUMERIC_FIELDS:
+        try:
+            return (0, float(value))
+        except (TypeError, ValueError):
+            return (1, 0.0)
+    return (0, "" if value is None else str(value))
+
+
+def _matches(order: dict[str, Any], spec: dict[str, str]) -> bool:
+    field, value, condition = spec.get("field", ""), spec.get("value", ""), spec.get("condition_type", "eq")
+    have = _comparable(field, order.get(field))
+    if condition in ("in", "nin"):
+        inside = have in {_comparable(field, part) for part in value.split(",")}
+        return inside if condition == "in" else not inside
+    want = _comparable(field, value)
+    compare = {
+        "eq": have == want,
+        "neq": have != want,
+        "gt": have > want,
+        "gteq": have >= want,
+        "from": have >= want,
+        "lt": have < want,
+        "lteq": have <= want,
+        "to": have <= want,
+    }
+    return compare.get(condition, False)

@@ -18,3 +18,22 @@ def test_the_number_of_references_is_bounded():
 
 def test_non_scalar_and_empty_values_are_ignored():
     assert extract_references({"sku": ["a"], "order_id": "", "rma": True, "increment_id": 7}) == ["7"]
+
+
+def test_without_a_limit_every_reference_is_found():
+    params = {"stock": [{"sku": f"SKU-{i}"} for i in range(MAX_REFERENCES * 3)]}
+    assert extract_references(params, limit=None) == [f"SKU-{i}" for i in range(MAX_REFERENCES * 3)]
+
+
+def test_the_id_of_an_object_under_order_is_a_reference_and_a_list_of_children_skus_too():
+    params = {
+        "order": {"lines": [{"sku": "MUG"}], "id": 42},
+        "orders": [{"id": "not-an-order-key"}],
+        "product": {"sku": "TEE", "children_skus": ["TEE-S", "TEE-M", 7, None, {"sku": "TEE-L"}]},
+        "id": "not-under-order",
+    }
+    assert extract_references(params) == ["42", "MUG", "TEE", "TEE-S", "TEE-M", "7", "TEE-L"]
+
+
+def test_a_reference_is_stripped_and_kept_to_its_first_200_characters():
+    assert extract_references({"sku": "\u00a0 " + "x" * 250 + "\t"}) == ["x" * 200]
