@@ -226,7 +226,8 @@ class JournalPrune:
 
         Why: autovacuum cleans up once a fifth of the table is dead, so during a large prune it starts again and
         again, each pass scanning every index of the table, and its I/O and WAL land on the webhooks' commits on top
-        of the prune's own (bench/prune.py: webhook p99 2.29x the same rate without a prune, 1.63x with the hold).
+        of the prune's own (bench/prune.py, 1M messages back to back: webhook p99 18.9 ms without the hold, 8.6 ms with
+        it, and the prune a third faster).
         Held, the table is cleaned once, after the prune, at migration 0012's gentle pace. PostgreSQL still runs an
         anti-wraparound vacuum whatever the setting. Prunes may overlap (the daily one and an operator's): each
         holds HOLD_KEY shared, and the setting is given back by whoever then gets the key exclusively, i.e. by the

@@ -12,22 +12,24 @@ each wrapped (design 3: 2.00 + 0.38 = 2.38 a unit), a tee 20.00 + 3.80 = 23.80, 
 23.80 + 23.80 + 2 x 2.38 + 4.76 + 1.79 + 5.95 - 10.00 = 54.86.
 """
 
+# ruff: noqa: F811
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
-import httpx
-import pytest
-import respx
-
-from app.runtime import Runtime
-from app.workers.registry import HandlerRegistry, build_registry
-from tests.conftest import make_settings
-from tests.integration.test_order_lifecycle import ENTITY, OMS_URL, Flow
+# The lifecycle tests' set-up: a stub Adobe Commerce, the real handlers, an OMS that accepts every call (pytest
+# fixtures, used by name as the tests' parameters: hence F401 and F811 for this file).
+from tests.integration.test_order_lifecycle import (  # noqa: F401
+    ENTITY,
+    Flow,
+    flow,
+    oms_accepts,
+    registry,
+    settings_overrides,
+    store,
+)
 from tests.support.commerce_orders import settle_extras, with_gift_wrapping
 from tests.support.oms_events import REFUND_UPDATED, SHIPMENT_DONE, refund_update, shipment_done
 from tests.support.orders import Selection, bundle, commerce_order, item
@@ -36,38 +38,6 @@ from tests.support.stub_commerce import StubCommerce
 MUGS = ["1001-1", "1001-2"]
 MUG_WRAPPINGS = ["GIFT_WRAPPING_1001_1", "GIFT_WRAPPING_1001_2"]
 PRODUCTS = [*MUGS, "1002-1"]
-
-
-@pytest.fixture
-def store() -> Iterator[StubCommerce]:
-    with StubCommerce() as stub:
-        yield stub
-
-
-@pytest.fixture
-def settings_overrides(store: StubCommerce) -> dict[str, Any]:
-    return {"oms_url": OMS_URL, "adobe_commerce_url": store.base_url, "adobe_commerce_token": store.token}
-
-
-@pytest.fixture
-def registry() -> HandlerRegistry:
-    return build_registry(make_settings())
-
-
-@pytest.fixture(autouse=True)
-def oms_accepts(oms: respx.Router) -> respx.Route:
-    def respond(request: httpx.Request) -> httpx.Response:
-        document = json.loads(request.content)
-        return httpx.Response(200, json={"jsonrpc": "2.0", "id": document["id"], "result": []})
-
-    return oms.post(OMS_URL).mock(side_effect=respond)
-
-
-@pytest.fixture
-async def flow(
-    client: httpx.AsyncClient, runtime: Runtime, raw: asyncpg.Connection, store: StubCommerce
-) -> AsyncIterator[Flow]:
-    yield Flow(client, runtime, raw, store)
 
 
 def wrapped_order() -> dict[str, Any]:
