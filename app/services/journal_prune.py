@@ -153,8 +153,7 @@ class JournalPrune:
         cutoff = started_at - timedelta(days=days)
         hold = contextlib.nullcontext() if dry_run else self.autovacuum_held()
         async with hold:
-            counted, totals, batches = await self._batches(cutoff, dry_run)
-        finished_before = None if counted is None else min(cutoff, counted)
+            counted, finished_before, totals, batches = await self._batches(cutoff, dry_run)
         changed_meanwhile = 0 if dry_run else totals["doomed"] - totals["deleted"]  # retried by an operator, say
         result = PruneResult(
             dry_run=dry_run,
@@ -183,9 +182,11 @@ class JournalPrune:
         )
         return result
 
-    async def _batches(self, cutoff: datetime, dry_run: bool) -> tuple[datetime | None, dict[str, int], int]:
+    async def _batches(
+        self, cutoff: datetime, dry_run: bool
+    ) -> tuple[datetime | None, datetime | None, dict[str, int], int]:
         """The batches of one run: the report's bound (None: it has counted nothing yet, so nothing finished may
-        go), what they found and did, and how many ran."""
+        go), the bound applied (the earlier of it and ``cutoff``), what they found and did, and how many ran."""
         async with self.db.connect() as connection:
             counted = await self.counted_until(connection)
         finished_before = None if counted is None else min(cutoff, counted)
@@ -218,7 +219,7 @@ class JournalPrune:
             after_at, after_id = row.last_created_at, row.last_id
             if not dry_run:  # a dry run writes nothing
                 await asyncio.sleep((time.monotonic() - batch_started) * self.pause_ratio)
-        return counted, totals, batches
+        return counted, finished_before, totals, batches
 
     @contextlib.asynccontextmanager
     async def autovacuum_held(self) -> AsyncIterator[bool]:
